@@ -1,0 +1,234 @@
+/**
+ * Binary framing of the Berth protocol [PROTO §2]. Pure: bytes in, frames out.
+ *
+ * One WebSocket binary message holds one or more frames, back to back:
+ *
+ *   u32 frameLength   bytes that follow this field (big-endian)
+ *   u8  op            frame type, see `Op`
+ *   u32 headerLength  bytes of the JSON header (big-endian)
+ *   ... header        UTF-8 JSON object with the frame's fields
+ *   ... body          the rest of the frame: raw message bytes (publish, deliver)
+ */
+import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler';
+import { ErrorCodes, type ErrorCode } from './errors.js';
+import { HeaderSchemas, Op, frameTypeOf, type Frame, type FrameType } from './frames.js';
+
+/** Bytes of the fixed part of every frame: frameLength + op + headerLength. */
+export const FRAME_OVERHEAD_BYTES = 9;
+
+/** Size limits the decoder enforces; every one has a finite default. */
+export interface DecodeLimits {
+  /** Largest JSON header of one frame. */
+  maxHeaderBytes: number;
+  /** Largest message body of one publish/deliver frame. */
+  maxBodyBytes: number;
+}
+
+export const DEFAULT_DECODE_LIMITS: Readonly<DecodeLimits> = Object.freeze({
+  maxHeaderBytes: 64 * 1024,
+  maxBodyBytes: 1024 * 1024,
+});
+
+/** Why one frame (or a whole message) could not be decoded. */
+export interface DecodeError {
+  code: ErrorCode;
+  message: string;
+  /** The frame type, when the op byte was readable and known. */
+  type?: FrameType;
+  /** `ref` or `seq` of the frame when its header could be read, so a reply can name it. */
+  ref?: number;
+  seq?: number;
+}
+
+const checkers = new Map<FrameType, TypeCheck<(typeof HeaderSchemas)[FrameType]>>();
+function checkerFor(type: FrameType): TypeCheck<(typeof HeaderSchemas)[FrameType]> {
+  let check = checkers.get(type);
+  if (check === undefined) {
+    check = TypeCompiler.Compile(HeaderSchemas[type]);
+    checkers.set(type, check);
+  }
+  return check;
+}
+
+const textDecoder = new TextDecoder('utf-8', { fatal: true });
+const textEncoder = new TextEncoder();
+
+function readU32(data: Uint8Array, at: number): number {
+  return ((data[at]! << 24) | (data[at + 1]! << 16) | (data[at + 2]! << 8) | data[at + 3]!) >>> 0;
+}
+
+function writeU32(data: Uint8Array, at: number, value: number): void {
+  data[at] = value >>> 24;
+  data[at + 1] = (value >>> 16) & 0xff;
+  data[at + 2] = (value >>> 8) & 0xff;
+  data[at + 3] = value & 0xff;
+}
+
+function error(code: ErrorCode, detail: string, extra?: Partial<DecodeError>): DecodeError {
+  return { code, message: `${ErrorCodes[code].message}: ${detail}`, ...extra };
+}
+
+/** Pulls `ref` / `seq` out of a parsed header so an error reply can name the frame. */
+function correlation(header: unknown): Pick<DecodeError, 'ref' | 'seq'> {
+  if (typeof header !== 'object' || header === null) return {};
+  const out: Pick<DecodeError, 'ref' | 'seq'> = {};
+  const { ref, seq } = header as { ref?: unknown; seq?: unknown };
+  if (Number.isSafeInteger(ref) && (ref as number) >= 0) out.ref = ref as number;
+  if (Number.isSafeInteger(seq) && (seq as number) >= 1) out.seq = seq as number;
+  return out;
+}
+
+/**
+ * Decodes every frame in one WebSocket message, in order. Calls `onFrame` for
+ * each valid frame and `onError` for each invalid one; a frame that is invalid
+ * does not stop the frames after it, but a broken length prefix ends the
+ * message (nothing after it can be located).
+ *
+ * Bodies are views into `data`, not copies.
+ */
+export function decodeFrames(
+  data: Uint8Array,
+  limits: Readonly<DecodeLimits>,
+  onFrame: (frame: Frame) => void,
+  onError: (error: DecodeError) => void,
+): void {
+  let at = 0;
+  if (data.length === 0) {
+    onError(error('E_FRAME_MALFORMED', 'empty message'));
+    return;
+  }
+  while (at < data.length) {
+    if (data.length - at < FRAME_OVERHEAD_BYTES) {
+      onError(error('E_FRAME_MALFORMED', `truncated frame header at byte ${at}`));
+      return;
+    }
+    const frameLength = readU32(data, at);
+    const end = at + 4 + frameLength;
+    if (frameLength < 5 || end > data.length) {
+      onError(error('E_FRAME_MALFORMED', `frame length ${frameLength} at byte ${at} does not fit the message`));
+      return;
+    }
+    const op = data[at + 4]!;
+    const headerLength = readU32(data, at + 5);
+    const headerStart = at + FRAME_OVERHEAD_BYTES;
+    const headerEnd = headerStart + headerLength;
+    at = end;
+    if (headerEnd > end) {
+      onError(error('E_FRAME_MALFORMED', `header length ${headerLength} exceeds frame length ${frameLength}`));
+      continue;
+    }
+    const type = frameTypeOf(op);
+    if (type === undefined) {
+      onError(error('E_FRAME_UNKNOWN_TYPE', `op ${op}`));
+      continue;
+    }
+    if (headerLength > limits.maxHeaderBytes) {
+      onError(error('E_FRAME_TOO_LARGE', `${type} header is ${headerLength} bytes, limit ${limits.maxHeaderBytes}`, { type }));
+      continue;
+    }
+    let header: unknown;
+    try {
+      header = headerLength === 0 ? {} : JSON.parse(textDecoder.decode(data.subarray(headerStart, headerEnd)));
+    } catch (cause) {
+      onError(error('E_FRAME_MALFORMED', `${type} header is not valid UTF-8 JSON (${(cause as Error).message})`, { type }));
+      continue;
+    }
+    if (typeof header !== 'object' || header === null || Array.isArray(header)) {
+      onError(error('E_FRAME_INVALID', `${type} header must be a JSON object`, { type }));
+      continue;
+    }
+    const check = checkerFor(type);
+    if (!check.Check(header)) {
+      const first = check.Errors(header).First();
+      const detail = first === undefined ? 'invalid' : `${first.path || '/'} ${first.message}`;
+      onError(error('E_FRAME_INVALID', `${type}: ${detail}`, { type, ...correlation(header) }));
+      continue;
+    }
+    const bodyLength = end - headerEnd;
+    const frame = header as Record<string, unknown>;
+    frame.type = type;
+    if (type === 'publish' || type === 'deliver') {
+      if (bodyLength > limits.maxBodyBytes) {
+        onError(
+          error('E_MESSAGE_TOO_LARGE', `body is ${bodyLength} bytes, limit ${limits.maxBodyBytes}`, {
+            type,
+            ...correlation(header),
+          }),
+        );
+        continue;
+      }
+      frame.body = data.subarray(headerEnd, end);
+    } else if (bodyLength !== 0) {
+      onError(error('E_FRAME_MALFORMED', `${type} frame must not carry a body`, { type, ...correlation(header) }));
+      continue;
+    }
+    onFrame(frame as Frame);
+  }
+}
+
+/**
+ * Accumulates frames into one WebSocket message. `push` encodes at once, so
+ * frames may be reused by the caller after the call.
+ */
+export class FrameWriter {
+  #buf: Uint8Array;
+  #length = 0;
+
+  constructor(initialBytes = 16 * 1024) {
+    this.#buf = new Uint8Array(initialBytes);
+  }
+
+  /** Bytes written so far. */
+  get length(): number {
+    return this.#length;
+  }
+
+  /** Frames written since the last `take`. */
+  count = 0;
+
+  push(frame: Frame): void {
+    const { type, ...fields } = frame as Frame & { body?: Uint8Array };
+    const body = fields.body;
+    if (body !== undefined) delete fields.body;
+    const json = JSON.stringify(fields);
+    const bodyLength = body?.length ?? 0;
+    // UTF-8 needs at most 3 bytes per UTF-16 unit.
+    this.#reserve(FRAME_OVERHEAD_BYTES + json.length * 3 + bodyLength);
+    const start = this.#length;
+    const headerStart = start + FRAME_OVERHEAD_BYTES;
+    const { written } = textEncoder.encodeInto(json, this.#buf.subarray(headerStart));
+    const headerEnd = headerStart + written;
+    if (body !== undefined) this.#buf.set(body, headerEnd);
+    const end = headerEnd + bodyLength;
+    writeU32(this.#buf, start, end - start - 4);
+    this.#buf[start + 4] = Op[type];
+    writeU32(this.#buf, start + 5, written);
+    this.#length = end;
+    this.count++;
+  }
+
+  /** Returns the bytes written so far (a copy) and resets the writer. */
+  take(): Uint8Array {
+    const out = this.#buf.slice(0, this.#length);
+    this.#length = 0;
+    this.count = 0;
+    return out;
+  }
+
+  #reserve(extra: number): void {
+    const need = this.#length + extra;
+    if (need <= this.#buf.length) return;
+    let size = this.#buf.length * 2;
+    while (size < need) size *= 2;
+    const next = new Uint8Array(size);
+    next.set(this.#buf.subarray(0, this.#length));
+    this.#buf = next;
+  }
+}
+
+/** Encodes frames into one WebSocket message. */
+export function encodeFrames(frames: readonly Frame[]): Uint8Array {
+  const writer = new FrameWriter();
+  for (const frame of frames) writer.push(frame);
+  return writer.take();
+}

@@ -1,0 +1,110 @@
+/**
+ * The broker process: fastify serves HTTP (`/healthz`, `/metrics`, `/api/*`) and
+ * the WebSocket endpoint on one port; the engine runs over the SQLite store.
+ */
+import { randomUUID } from 'node:crypto';
+import type { AddressInfo } from 'node:net';
+import { fastify } from 'fastify';
+import type { Logger } from 'pino';
+import { WebSocketServer } from 'ws';
+import { openSqliteStore, type Store } from '../storage/index.js';
+import { CloseCode, Connection } from './connection.js';
+import { Engine } from './engine/engine.js';
+import { createLogger } from './logger.js';
+import { createMetrics } from './metrics.js';
+import { databasePath, resolveOptions, type BrokerOptions } from './options.js';
+
+/** A running broker. */
+export interface Broker {
+  /** `ws://host:port`; HTTP is served on the same port. */
+  readonly url: string;
+  readonly port: number;
+  /** Open client connections. */
+  readonly connectionCount: number;
+  readonly engine: Engine;
+  /** Closes connections (1001), commits what is pending, closes the store. Idempotent. */
+  close(): Promise<void>;
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
+/** Starts a broker; resolves once it listens. Throws on bad options or a store that cannot open. */
+export async function startBroker(input: Partial<BrokerOptions> = {}): Promise<Broker> {
+  const options = resolveOptions(input);
+  const log: Logger = options.logger ?? createLogger();
+  const store: Store = openSqliteStore({
+    path: options.dataDir === null ? ':memory:' : databasePath(options.dataDir),
+    durability: options.durability,
+  });
+  const engine = new Engine({ store, logger: log.child({ component: 'engine' }), clock: options.clock, laneBufferSize: options.laneBufferSize });
+  const connections = new Set<Connection>();
+  const registry = createMetrics(engine, () => connections.size);
+
+  // Request logs are at info; keep HTTP quiet unless something goes wrong.
+  const app = fastify({ loggerInstance: log.child({ component: 'http' }, { level: 'warn' }) });
+  app.get('/healthz', async () => ({ status: 'ok', connections: connections.size }));
+  app.get('/metrics', async (_req, reply) => {
+    reply.header('content-type', registry.contentType);
+    return registry.metrics();
+  });
+  app.get('/api/queues', async () => ({ queues: engine.queueStats() }));
+
+  const wss = new WebSocketServer({ noServer: true, maxPayload: options.maxFrameBytes, perMessageDeflate: false });
+  app.server.on('upgrade', (req, socket, head) => {
+    if (connections.size >= options.maxConnections) {
+      socket.end('HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\n\r\n');
+      return;
+    }
+    wss.handleUpgrade(req, socket, head, (ws) => {
+      const id = randomUUID();
+      const conn = new Connection({ id, ws, engine, options, log: log.child({ connId: id }) });
+      connections.add(conn);
+      ws.on('close', () => connections.delete(conn));
+    });
+  });
+
+  const heartbeat =
+    options.heartbeatMs > 0
+      ? setInterval(() => {
+          const now = options.clock();
+          for (const conn of connections) conn.tick(now);
+        }, Math.max(50, Math.floor(options.heartbeatMs / 2)))
+      : null;
+  heartbeat?.unref();
+
+  try {
+    await app.listen({ host: options.host, port: options.port });
+  } catch (err) {
+    store.close();
+    throw err;
+  }
+  const port = (app.server.address() as AddressInfo).port;
+  const host = options.host.includes(':') ? `[${options.host}]` : options.host;
+  const url = `ws://${host}:${port}`;
+  log.info({ url, dataDir: options.dataDir, durability: options.durability }, 'broker listening');
+
+  let closing: Promise<void> | null = null;
+  const close = (): Promise<void> => {
+    closing ??= (async () => {
+      if (heartbeat !== null) clearInterval(heartbeat);
+      for (const conn of connections) conn.close(CloseCode.goingAway, 'E_SHUTTING_DOWN', 'broker is shutting down');
+      engine.close();
+      for (const ws of wss.clients) ws.terminate();
+      wss.close();
+      await app.close();
+      store.close();
+      log.info('broker closed');
+    })();
+    return closing;
+  };
+
+  return {
+    url,
+    port,
+    engine,
+    get connectionCount() {
+      return connections.size;
+    },
+    close,
+    [Symbol.asyncDispose]: close,
+  };
+}

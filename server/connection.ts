@@ -1,0 +1,283 @@
+/**
+ * One WebSocket connection: decodes frames, runs their handlers against the
+ * engine, and turns engine events into frames. Outbound frames of one turn
+ * leave in one WebSocket message [PROTO §2].
+ */
+import { timingSafeEqual } from 'node:crypto';
+import type { Logger } from 'pino';
+import type { WebSocket } from 'ws';
+import {
+  BrokerError,
+  CLIENT_FRAME_TYPES,
+  decodeFrames,
+  ErrorCodes,
+  FrameWriter,
+  PROTOCOL_VERSION,
+  type DecodeError,
+  type DecodeLimits,
+  type ErrorCode,
+  type Frame,
+  type FrameOf,
+} from '../protocol/index.js';
+import type { Delivery, Engine, EngineSession, SessionSink } from './engine/engine.js';
+import { handlers } from './handlers/index.js';
+import type { BrokerOptions } from './options.js';
+
+/** WebSocket close codes we use, with the error code each carries in its reason [PROTO §6]. */
+export const CloseCode = {
+  normal: 1000,
+  goingAway: 1001,
+  protocolError: 1002,
+  tooLarge: 1009,
+  authFailed: 4001,
+  heartbeatTimeout: 4002,
+  handshake: 4003,
+} as const;
+
+/** Outbound bytes buffered before a message is sent early, within one turn. */
+const SEND_CHUNK_BYTES = 256 * 1024;
+
+/** What a frame handler may use. */
+export interface ConnectionContext {
+  readonly engine: Engine;
+  readonly session: EngineSession;
+  readonly log: Logger;
+  send(frame: Frame): void;
+  replyOk(ref: number, fields?: { messages?: number; consumers?: number }): void;
+  replyError(ref: number | undefined, error: unknown): void;
+}
+
+export class Connection implements ConnectionContext, SessionSink {
+  readonly id: string;
+  readonly log: Logger;
+  readonly engine: Engine;
+  #session: EngineSession | null = null;
+  readonly #ws: WebSocket;
+  readonly #options: Readonly<BrokerOptions>;
+  readonly #limits: DecodeLimits;
+  readonly #writer = new FrameWriter();
+  #flushQueued = false;
+  #closed = false;
+  lastReceivedAt: number;
+  lastSentAt: number;
+
+  constructor(params: { id: string; ws: WebSocket; engine: Engine; options: Readonly<BrokerOptions>; log: Logger }) {
+    this.id = params.id;
+    this.#ws = params.ws;
+    this.engine = params.engine;
+    this.#options = params.options;
+    this.log = params.log;
+    this.#limits = { maxBodyBytes: params.options.maxBodyBytes, maxHeaderBytes: params.options.maxHeaderBytes };
+    this.lastReceivedAt = this.lastSentAt = params.options.clock();
+    params.ws.on('message', (data, isBinary) => this.#onMessage(data as Buffer, isBinary));
+    params.ws.on('close', (code) => this.#onClose(code));
+    params.ws.on('error', (err) => this.log.warn({ err }, 'connection error'));
+  }
+
+  get session(): EngineSession {
+    if (this.#session === null) throw new Error('session used before handshake');
+    return this.#session;
+  }
+
+  get isOpen(): boolean {
+    return !this.#closed;
+  }
+
+  #onMessage(data: Buffer, isBinary: boolean): void {
+    this.lastReceivedAt = this.#options.clock();
+    if (this.#session === null && data.length > this.#options.maxHandshakeBytes) {
+      this.close(CloseCode.tooLarge, 'E_FRAME_TOO_LARGE', `message of ${data.length} bytes before the handshake, limit ${this.#options.maxHandshakeBytes}`);
+      return;
+    }
+    if (!isBinary) {
+      this.#sendError(undefined, 'E_FRAME_MALFORMED', 'text messages are not part of the protocol; send binary frames');
+      return;
+    }
+    decodeFrames(
+      data,
+      this.#limits,
+      (frame) => this.#onFrame(frame),
+      (error) => this.#onDecodeError(error),
+    );
+  }
+
+  #onFrame(frame: Frame): void {
+    if (this.#closed) return;
+    if (this.#session === null) {
+      if (frame.type !== 'hello') {
+        this.close(CloseCode.handshake, 'E_HANDSHAKE_REQUIRED', `the first frame must be hello, got ${frame.type}`);
+        return;
+      }
+      this.#handshake(frame);
+      return;
+    }
+    if (!CLIENT_FRAME_TYPES.has(frame.type) || frame.type === 'hello') {
+      this.#sendError(refOf(frame), 'E_FRAME_UNEXPECTED', `${frame.type} is not accepted from a client here`);
+      return;
+    }
+    try {
+      const handler = handlers[frame.type as keyof typeof handlers] as ((ctx: ConnectionContext, f: Frame) => void) | undefined;
+      handler?.(this, frame);
+    } catch (err) {
+      this.replyError(refOf(frame), err);
+    }
+  }
+
+  #handshake(hello: FrameOf<'hello'>): void {
+    if (hello.version !== PROTOCOL_VERSION) {
+      this.close(CloseCode.handshake, 'E_PROTOCOL_VERSION', `protocol version ${hello.version} is not supported; this broker speaks ${PROTOCOL_VERSION}`);
+      return;
+    }
+    if (this.#options.token !== null && !tokensEqual(hello.token, this.#options.token)) {
+      this.log.warn('authentication failed');
+      this.close(CloseCode.authFailed, 'E_AUTH_FAILED', 'the token is missing or wrong');
+      return;
+    }
+    this.#session = this.engine.openSession(this.id, this);
+    this.send({
+      type: 'welcome',
+      version: PROTOCOL_VERSION,
+      connectionId: this.id,
+      heartbeatMs: this.#options.heartbeatMs,
+      maxFrameBytes: this.#options.maxFrameBytes,
+      maxBodyBytes: this.#options.maxBodyBytes,
+    });
+    this.log.info({ client: hello.client }, 'connection ready');
+  }
+
+  #onDecodeError(error: DecodeError): void {
+    if (this.#session === null) {
+      this.close(CloseCode.handshake, error.code, error.message);
+      return;
+    }
+    this.log.debug({ code: error.code, type: error.type }, 'bad frame');
+    // A publish is answered with a nack so the producer's pending publish settles.
+    if (error.type === 'publish' && error.seq !== undefined) {
+      this.send({ type: 'publish.nack', seq: error.seq, code: error.code, message: error.message });
+      return;
+    }
+    this.#sendError(error.ref, error.code, error.message);
+  }
+
+  // ---- ConnectionContext ---------------------------------------------------
+
+  send(frame: Frame): void {
+    if (this.#closed) return;
+    this.#writer.push(frame);
+    if (this.#writer.length >= SEND_CHUNK_BYTES) {
+      this.#flush();
+      return;
+    }
+    if (!this.#flushQueued) {
+      this.#flushQueued = true;
+      queueMicrotask(() => this.#flush());
+    }
+  }
+
+  replyOk(ref: number, fields: { messages?: number; consumers?: number } = {}): void {
+    this.send({ type: 'ok', ref, ...fields });
+  }
+
+  replyError(ref: number | undefined, error: unknown): void {
+    if (error instanceof BrokerError) {
+      this.#sendError(ref, error.code, error.message);
+      return;
+    }
+    this.log.error({ err: error }, 'handler failed');
+    this.#sendError(ref, 'E_INTERNAL', 'internal error; see the broker log');
+  }
+
+  #sendError(ref: number | undefined, code: ErrorCode, message: string): void {
+    const frame: FrameOf<'error'> = { type: 'error', code, message, retryable: ErrorCodes[code].retryable };
+    if (ref !== undefined) frame.ref = ref;
+    this.send(frame);
+  }
+
+  #flush(): void {
+    this.#flushQueued = false;
+    if (this.#writer.count === 0 || this.#closed) return;
+    this.lastSentAt = this.#options.clock();
+    this.#ws.send(this.#writer.take(), { binary: true });
+  }
+
+  // ---- SessionSink ---------------------------------------------------------
+
+  deliver(d: Delivery): void {
+    const m = d.message;
+    const frame: FrameOf<'deliver'> = {
+      type: 'deliver',
+      consumerTag: d.consumerTag,
+      deliveryTag: d.deliveryTag,
+      queue: d.queue,
+      deliveryCount: d.deliveryCount,
+      redelivered: d.redelivered,
+      publishedAt: m.publishedAt,
+      body: m.body,
+    };
+    if (m.messageId !== null) frame.messageId = m.messageId;
+    if (m.headers !== null) frame.headers = m.headers;
+    if (m.priority !== 0) frame.priority = m.priority;
+    this.send(frame);
+  }
+
+  confirm(upTo: number): void {
+    this.send({ type: 'confirm', upTo });
+  }
+
+  publishFailed(seq: number, error: BrokerError): void {
+    this.send({ type: 'publish.nack', seq, code: error.code, message: error.message });
+  }
+
+  consumerCancelled(consumerTag: string, reason: string): void {
+    this.send({ type: 'cancelled', consumerTag, reason });
+  }
+
+  // ---- lifecycle -----------------------------------------------------------
+
+  /** Sends a heartbeat when idle; drops the peer when it has been silent too long. */
+  tick(now: number): void {
+    const hb = this.#options.heartbeatMs;
+    if (hb === 0 || this.#closed) return;
+    if (now - this.lastReceivedAt > 2 * hb) {
+      this.log.info({ silentMs: now - this.lastReceivedAt }, 'heartbeat timeout');
+      this.close(CloseCode.heartbeatTimeout, 'E_HEARTBEAT_TIMEOUT', `nothing received for ${now - this.lastReceivedAt} ms`);
+      this.#ws.terminate();
+      return;
+    }
+    if (this.#session !== null && now - this.lastSentAt >= hb / 2) this.send({ type: 'heartbeat' });
+  }
+
+  /** Sends an error frame (when the code is not `normal`) and closes the socket with `closeCode`. */
+  close(closeCode: number, code?: ErrorCode, message?: string): void {
+    if (this.#closed) return;
+    if (code !== undefined && message !== undefined) this.#sendError(undefined, code, message);
+    this.#flush();
+    this.#closed = true;
+    // The close reason is limited to 123 bytes; it carries the code, the error frame the detail.
+    this.#ws.close(closeCode, code ?? '');
+    this.#release();
+  }
+
+  #onClose(code: number): void {
+    this.#closed = true;
+    this.#release();
+    this.log.info({ code }, 'connection closed');
+  }
+
+  #release(): void {
+    if (this.#session !== null) {
+      this.engine.closeSession(this.#session);
+    }
+  }
+}
+
+function refOf(frame: Frame): number | undefined {
+  return 'ref' in frame ? frame.ref : undefined;
+}
+
+function tokensEqual(given: string | undefined, expected: string): boolean {
+  if (given === undefined) return false;
+  const a = Buffer.from(given);
+  const b = Buffer.from(expected);
+  return a.length === b.length && timingSafeEqual(a, b);
+}

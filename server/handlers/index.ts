@@ -1,0 +1,23 @@
+/** Inbound frame type → handler. `hello` is handled by the connection itself. */
+import type { FrameOf, FrameType } from '../../protocol/index.js';
+import type { ConnectionContext } from '../connection.js';
+import { handleCancel } from './cancel.js';
+import { handleConsume } from './consume.js';
+import { handlePublish } from './publish.js';
+import { handleQueueDeclare } from './queue-declare.js';
+import { handleQueueDelete } from './queue-delete.js';
+import { handleQueuePurge } from './queue-purge.js';
+import { handleSettle } from './settle.js';
+
+export const handlers: { [T in FrameType]?: (ctx: ConnectionContext, frame: FrameOf<T>) => void } = {
+  heartbeat: () => {},
+  'queue.declare': handleQueueDeclare,
+  'queue.delete': handleQueueDelete,
+  'queue.purge': handleQueuePurge,
+  publish: handlePublish,
+  consume: handleConsume,
+  cancel: handleCancel,
+  ack: handleSettle,
+  nack: handleSettle,
+  reject: handleSettle,
+};

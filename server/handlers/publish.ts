@@ -1,0 +1,14 @@
+import type { FrameOf } from '../../protocol/index.js';
+import type { ConnectionContext } from '../connection.js';
+
+/** publish → confirm after commit, or publish.nack now [PROTO §5.4]. */
+export function handlePublish(ctx: ConnectionContext, frame: FrameOf<'publish'>): void {
+  const input: Parameters<ConnectionContext['engine']['publish']>[1] = { seq: frame.seq, queue: frame.queue, body: frame.body };
+  if (frame.messageId !== undefined) input.messageId = frame.messageId;
+  if (frame.headers !== undefined) input.headers = frame.headers;
+  if (frame.priority !== undefined) input.priority = frame.priority;
+  const refused = ctx.engine.publish(ctx.session, input);
+  if (refused !== null) {
+    ctx.send({ type: 'publish.nack', seq: frame.seq, code: refused.code, message: refused.message });
+  }
+}

@@ -1,0 +1,98 @@
+/**
+ * What the broker needs from durable state, in broker verbs.
+ *
+ * The broker keeps the live view (which messages are buffered, who holds which
+ * delivery) in memory and rebuilds it from the store at start-up; the store
+ * only holds what must survive a crash. Every method is synchronous and short:
+ * the SQLite implementation runs on the broker's thread, and a batch of writes
+ * is one transaction (group commit).
+ */
+import type { MessageHeaders } from '../protocol/index.js';
+
+/** A queue as stored. `options` is the resolved options object, opaque to the store. */
+export interface QueueRecord {
+  id: number;
+  name: string;
+  options: Record<string, unknown>;
+  createdAt: number;
+}
+
+/** A message as read back for dispatch. */
+export interface MessageRecord {
+  id: number;
+  queueId: number;
+  /** Dispatch order within (queue, priority). */
+  seq: number;
+  priority: number;
+  messageId: string | null;
+  headers: MessageHeaders | null;
+  body: Uint8Array;
+  /** Deliveries so far; > 0 means the next delivery is a redelivery. */
+  deliveryCount: number;
+  publishedAt: number;
+}
+
+/** A message to store. The store assigns `id` and `seq`. */
+export interface NewMessage {
+  queueId: number;
+  priority: number;
+  messageId: string | null;
+  headers: MessageHeaders | null;
+  body: Uint8Array;
+  publishedAt: number;
+}
+
+/** A message moved to another queue (dead-lettering): it gets a new `seq` there. */
+export interface MoveMessage {
+  id: number;
+  toQueueId: number;
+  headers: MessageHeaders | null;
+}
+
+/** Writes that commit together in one transaction. */
+export interface WriteBatch {
+  enqueue: NewMessage[];
+  /** Ids of messages settled for good (acked, or dropped). */
+  remove: number[];
+  /** Delivery counts to record, one entry per delivery made. */
+  delivered: Array<{ id: number; deliveryCount: number }>;
+  move: MoveMessage[];
+}
+
+/** What a committed batch assigned: ids and seqs of `enqueue` and `move`, in order. */
+export interface WriteResult {
+  enqueued: Array<{ id: number; seq: number }>;
+  moved: Array<{ id: number; seq: number }>;
+}
+
+export interface QueueCounts {
+  queueId: number;
+  /** Stored messages that are not delayed (ready, or unacked before a restart). */
+  stored: number;
+}
+
+export interface Store {
+  /** Inserts the queue, or returns the existing one unchanged. */
+  declareQueue(name: string, options: Record<string, unknown>): { queue: QueueRecord; created: boolean };
+  /** Deletes the queue and all its messages; returns how many messages went with it. */
+  deleteQueue(queueId: number): number;
+  /** Deletes the queue's messages except `keepIds` (deliveries still held); returns how many. */
+  purgeQueue(queueId: number, keepIds: readonly number[]): number;
+  listQueues(): QueueRecord[];
+  /** Per-queue message counts, read once at start-up. */
+  countMessages(): QueueCounts[];
+  /** Commits a batch in one transaction; throws if it could not be made durable. */
+  write(batch: WriteBatch): WriteResult;
+  /** Stored (not delayed) messages of one queue and priority with `seq > afterSeq`, in seq order. */
+  loadReady(params: { queueId: number; priority: number; afterSeq: number; limit: number }): MessageRecord[];
+  close(): void;
+}
+
+/** An empty batch, for building up writes. */
+export function emptyBatch(): WriteBatch {
+  return { enqueue: [], remove: [], delivered: [], move: [] };
+}
+
+export function isBatchEmpty(batch: WriteBatch): boolean {
+  return batch.enqueue.length === 0 && batch.remove.length === 0 && batch.delivered.length === 0 && batch.move.length === 0;
+}
