@@ -8,6 +8,8 @@
 import {
   BrokerError,
   decodeFrames,
+  DEFAULT_DECODE_LIMITS,
+  FRAME_OVERHEAD_BYTES,
   FrameWriter,
   isErrorCode,
   PROTOCOL_VERSION,
@@ -26,6 +28,8 @@ export interface ConnectOptions {
   token?: string;
   /** Name shown in the broker's logs. */
   clientName?: string;
+  /** Heartbeat interval to ask for; the broker uses the lower of its own and this. Default: the broker's. */
+  heartbeatMs?: number;
   /** Give up connecting after this long. Default 10,000 ms. */
   connectTimeoutMs?: number;
   /** Request (declare, consume, …) timeout. Default 30,000 ms. */
@@ -101,6 +105,8 @@ const DEFAULTS = {
   prefetch: 10,
 } as const;
 
+/** Delivery tags per ack/nack/reject frame: keeps its JSON header far below the 64 KiB limit. */
+const MAX_TAGS_PER_SETTLE = 4000;
 /** Bytes after which an outbound message is sent within the same turn. */
 const SEND_CHUNK_BYTES = 256 * 1024;
 /** Our inbound limit until the broker's welcome says otherwise. */
@@ -131,8 +137,10 @@ class ClientConnection implements Connection {
   #transport!: Transport;
   readonly #writer = new FrameWriter();
   #flushQueued = false;
-  #maxFrameBytes = 0;
+  /** Until the welcome says otherwise, the smallest limit a broker may have. */
+  #maxFrameBytes = 64 * 1024;
   #maxBodyBytes = 0;
+  #maxHeaderBytes = DEFAULT_DECODE_LIMITS.maxHeaderBytes;
   #heartbeatMs = 0;
   #heartbeatTimer: ReturnType<typeof setInterval> | undefined;
   #lastReceivedAt = Date.now();
@@ -173,6 +181,7 @@ class ClientConnection implements Connection {
     const hello: FrameOf<'hello'> = { type: 'hello', version: PROTOCOL_VERSION };
     if (this.#options.token !== undefined) hello.token = this.#options.token;
     if (this.#options.clientName !== undefined) hello.client = this.#options.clientName;
+    if (this.#options.heartbeatMs !== undefined) hello.heartbeatMs = this.#options.heartbeatMs;
     this.#send(hello);
     const timer = setTimeout(
       () => this.#fail(new BrokerError('E_TIMEOUT', `no welcome from ${url} within ${timeoutMs} ms`)),
@@ -202,6 +211,7 @@ class ClientConnection implements Connection {
       case 'welcome':
         this.#maxFrameBytes = frame.maxFrameBytes;
         this.#maxBodyBytes = frame.maxBodyBytes;
+        this.#maxHeaderBytes = frame.maxHeaderBytes ?? this.#maxHeaderBytes;
         this.#heartbeatMs = frame.heartbeatMs;
         this.#startHeartbeat();
         this.#welcome?.resolve();
@@ -306,8 +316,11 @@ class ClientConnection implements Connection {
 
   #send(frame: Frame): void {
     if (this.#isClosed) throw this.#closedErrorOrDefault();
+    // Never let one WebSocket message outgrow the broker's limit: an upper bound of this frame's size.
+    const bound = ('body' in frame ? frame.body.length : 0) + this.#maxHeaderBytes + FRAME_OVERHEAD_BYTES;
+    if (this.#writer.count > 0 && this.#writer.length + bound > this.#maxFrameBytes) this.#flush();
     this.#writer.push(frame);
-    if (this.#writer.length >= Math.min(SEND_CHUNK_BYTES, this.#maxFrameBytes || SEND_CHUNK_BYTES)) {
+    if (this.#writer.length >= SEND_CHUNK_BYTES) {
       this.#flush();
     } else if (!this.#flushQueued) {
       this.#flushQueued = true;
@@ -364,7 +377,11 @@ class ClientConnection implements Connection {
       if (group === undefined) groups.set(key, (group = []));
       group.push(r);
     }
+    const chunks: SettleRequest[][] = [];
     for (const group of groups.values()) {
+      for (let i = 0; i < group.length; i += MAX_TAGS_PER_SETTLE) chunks.push(group.slice(i, i + MAX_TAGS_PER_SETTLE));
+    }
+    for (const group of chunks) {
       const first = group[0]!;
       const ref = this.#nextRef++;
       const deliveryTags = group.map((r) => r.deliveryTag);
@@ -423,6 +440,13 @@ class ClientConnection implements Connection {
     const encoded = encodeBody(body, options.headers);
     if (encoded.bytes.length > this.#maxBodyBytes) {
       throw new BrokerError('E_MESSAGE_TOO_LARGE', `body is ${encoded.bytes.length} bytes, the broker's limit is ${this.#maxBodyBytes}`);
+    }
+    if (encoded.headers !== undefined && options.headers !== undefined) {
+      // Only user headers can be large; check them here so the broker never has to refuse an unnamed frame.
+      const headerBytes = textEncoder.encode(JSON.stringify(encoded.headers)).length;
+      if (headerBytes > this.#maxHeaderBytes - 1024) {
+        throw new BrokerError('E_FRAME_TOO_LARGE', `headers are ${headerBytes} bytes as JSON; the broker's header limit is ${this.#maxHeaderBytes} bytes per frame`);
+      }
     }
     const limit = this.#options.maxUnconfirmed ?? DEFAULTS.maxUnconfirmed;
     if (this.#unconfirmed.size + this.#reservedSlots >= limit || this.#capacityWaiters.length > 0) {
@@ -507,7 +531,8 @@ class ClientConnection implements Connection {
     this.#isClosed = true;
     clearInterval(this.#heartbeatTimer);
     if (this.#closedError === undefined && code !== 1000) {
-      const wireCode = reason.split(':')[0] ?? '';
+      // The broker puts the error code in the close reason; ws closes an oversized message with 1009 and none.
+      const wireCode = code === 1009 && reason === '' ? 'E_FRAME_TOO_LARGE' : (reason.split(':')[0] ?? '');
       this.#closedError = new BrokerError(
         isErrorCode(wireCode) ? wireCode : 'E_CONNECTION_CLOSED',
         `connection closed by the broker (code ${code}${reason === '' ? '' : `, ${reason}`})`,

@@ -88,6 +88,8 @@ export const HeaderSchemas = {
     heartbeatMs: Type.Integer({ minimum: 0 }),
     maxFrameBytes: Type.Integer({ minimum: 1 }),
     maxBodyBytes: Type.Integer({ minimum: 1 }),
+    /** Largest JSON header of one frame; optional for brokers that predate it. */
+    maxHeaderBytes: Type.Optional(Type.Integer({ minimum: 1 })),
   }),
   heartbeat: Type.Object({}),
   ok: Type.Object({

@@ -67,7 +67,7 @@ export async function startBroker(input: Partial<BrokerOptions> = {}): Promise<B
       ? setInterval(() => {
           const now = options.clock();
           for (const conn of connections) conn.tick(now);
-        }, Math.max(50, Math.floor(options.heartbeatMs / 2)))
+        }, Math.min(250, Math.floor(options.heartbeatMs / 2)))
       : null;
   heartbeat?.unref();
 

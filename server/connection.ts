@@ -34,12 +34,17 @@ export const CloseCode = {
   handshake: 4003,
 } as const;
 
+/** Shortest heartbeat a client may ask for (the broker ticks every 250 ms at most). */
+const MIN_HEARTBEAT_MS = 500;
+
 /** Outbound bytes buffered before a message is sent early, within one turn. */
 const SEND_CHUNK_BYTES = 256 * 1024;
 
 /** What a frame handler may use. */
 export interface ConnectionContext {
   readonly engine: Engine;
+  /** Highest publish seq accepted on this connection. */
+  lastPublishSeq: number;
   readonly session: EngineSession;
   readonly log: Logger;
   send(frame: Frame): void;
@@ -58,6 +63,9 @@ export class Connection implements ConnectionContext, SessionSink {
   readonly #writer = new FrameWriter();
   #flushQueued = false;
   #closed = false;
+  #heartbeatMs: number;
+  /** Highest publish seq accepted on this connection: seqs must increase [PROTO §5.4]. */
+  lastPublishSeq = 0;
   lastReceivedAt: number;
   lastSentAt: number;
 
@@ -69,6 +77,7 @@ export class Connection implements ConnectionContext, SessionSink {
     this.log = params.log;
     this.#limits = { maxBodyBytes: params.options.maxBodyBytes, maxHeaderBytes: params.options.maxHeaderBytes };
     this.lastReceivedAt = this.lastSentAt = params.options.clock();
+    this.#heartbeatMs = params.options.heartbeatMs;
     params.ws.on('message', (data, isBinary) => this.#onMessage(data as Buffer, isBinary));
     params.ws.on('close', (code) => this.#onClose(code));
     params.ws.on('error', (err) => this.log.warn({ err }, 'connection error'));
@@ -90,6 +99,10 @@ export class Connection implements ConnectionContext, SessionSink {
       return;
     }
     if (!isBinary) {
+      if (this.#session === null) {
+        this.close(CloseCode.handshake, 'E_HANDSHAKE_REQUIRED', 'the first frame must be a binary hello frame');
+        return;
+      }
       this.#sendError(undefined, 'E_FRAME_MALFORMED', 'text messages are not part of the protocol; send binary frames');
       return;
     }
@@ -133,14 +146,20 @@ export class Connection implements ConnectionContext, SessionSink {
       this.close(CloseCode.authFailed, 'E_AUTH_FAILED', 'the token is missing or wrong');
       return;
     }
+    // Like AMQP, the lower interval wins (bounded below); a broker with heartbeats off keeps them off.
+    const asked = hello.heartbeatMs;
+    if (asked !== undefined && asked > 0 && this.#heartbeatMs > 0) {
+      this.#heartbeatMs = Math.max(Math.min(MIN_HEARTBEAT_MS, this.#heartbeatMs), Math.min(asked, this.#heartbeatMs));
+    }
     this.#session = this.engine.openSession(this.id, this);
     this.send({
       type: 'welcome',
       version: PROTOCOL_VERSION,
       connectionId: this.id,
-      heartbeatMs: this.#options.heartbeatMs,
+      heartbeatMs: this.#heartbeatMs,
       maxFrameBytes: this.#options.maxFrameBytes,
       maxBodyBytes: this.#options.maxBodyBytes,
+      maxHeaderBytes: this.#options.maxHeaderBytes,
     });
     this.log.info({ client: hello.client }, 'connection ready');
   }
@@ -236,7 +255,7 @@ export class Connection implements ConnectionContext, SessionSink {
 
   /** Sends a heartbeat when idle; drops the peer when it has been silent too long. */
   tick(now: number): void {
-    const hb = this.#options.heartbeatMs;
+    const hb = this.#heartbeatMs;
     if (hb === 0 || this.#closed) return;
     if (now - this.lastReceivedAt > 2 * hb) {
       this.log.info({ silentMs: now - this.lastReceivedAt }, 'heartbeat timeout');

@@ -102,6 +102,28 @@ describe('bad frames', () => {
     assert.equal(reason, 'E_FRAME_TOO_LARGE');
   });
 
+  it('nacks a publish whose seq does not increase, so cumulative confirms stay truthful', async (t) => {
+    const { url } = await startTestServer(t);
+    const peer = await rawPeer(url);
+    t.after(() => peer.ws.terminate());
+    peer.send({ type: 'queue.declare', ref: 1, queue: 'q' });
+    await peer.next('ok');
+    peer.send({ type: 'publish', seq: 5, queue: 'q', body: new Uint8Array(1) });
+    assert.equal((await peer.next('confirm')).upTo, 5);
+    peer.send({ type: 'publish', seq: 4, queue: 'q', body: new Uint8Array(1) });
+    const nack = await peer.next('publish.nack');
+    assert.equal(nack.seq, 4);
+    assert.match(nack.message, /must be greater/);
+  });
+
+  it('closes a connection whose first message is text', async (t) => {
+    const { url } = await startTestServer(t);
+    const peer = await rawPeer(url, { handshake: false });
+    peer.ws.send('hello?');
+    assert.equal((await peer.next('error')).code, 'E_HANDSHAKE_REQUIRED');
+    assert.equal((await peer.closed).code, 4003);
+  });
+
   it('requires hello first, and refuses an unknown protocol version', async (t) => {
     const { url } = await startTestServer(t);
     const early = await rawPeer(url, { handshake: false });
@@ -145,6 +167,15 @@ describe('heartbeats', () => {
     assert.equal(code, 4002);
     assert.ok(silentFor < 2000, `dropped after ${silentFor} ms; heartbeat is 200 ms`);
     await waitFor(() => broker.engine.queueStats().find((q) => q.name === 'hb')?.ready === 1, { what: 'the message to be ready again' });
+  });
+
+  it('uses the lower heartbeat interval when the client asks for one', async (t) => {
+    const { url } = await startTestServer(t, { heartbeatMs: 5000 });
+    const peer = await rawPeer(url, { handshake: false });
+    t.after(() => peer.ws.terminate());
+    peer.send({ type: 'hello', version: PROTOCOL_VERSION, heartbeatMs: 600 });
+    assert.equal((await peer.next('welcome')).heartbeatMs, 600);
+    await peer.next('heartbeat', 2000);
   });
 
   it('keeps an idle SDK connection alive across many heartbeat intervals', async (t) => {
