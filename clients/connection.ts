@@ -49,11 +49,23 @@ export interface PublishOptions {
   headers?: MessageHeaders;
   /** 0–9, higher is delivered first. Default 0. */
   priority?: number;
+  /** Deliver no sooner than this many ms from now (held by the broker, not by a consumer). */
+  delayMs?: number;
+  /** Deliver no sooner than this time (a Date or ms since epoch). */
+  notBefore?: Date | number;
+  /** Expire (dead-letter or drop) if not delivered within this many ms of becoming ready. */
+  ttlMs?: number;
+}
+
+/** What a confirmed publish tells. */
+export interface PublishResult {
+  /** True when the queue had seen this `messageId` within its dedup window: nothing new was stored. */
+  duplicate: boolean;
 }
 
 /** Options of {@link Connection.consume}. */
 export interface ConsumeOptions {
-  /** Most unacked deliveries this consumer holds at once. Default 10. */
+  /** Most unacked deliveries this consumer holds at once. Default 10; 0 = pull mode (see `Subscription.pull`). */
   prefetch?: number;
   /** Tag naming the consumer on this connection. Default generated. */
   consumerTag?: string;
@@ -67,6 +79,10 @@ export interface Subscription {
   readonly queue: string;
   /** Stops deliveries; unacked messages may still be settled. */
   cancel(): Promise<void>;
+  /** Changes the prefetch window while consuming; 0 switches to pull mode. */
+  setPrefetch(prefetch: number): Promise<void>;
+  /** In pull mode: asks for `count` more messages (default 1). */
+  pull(count?: number): Promise<void>;
 }
 
 export interface QueueInfo {
@@ -87,7 +103,12 @@ export interface Connection {
    * with a {@link BrokerError} when it is refused. `Uint8Array` bodies travel as
    * they are, strings as UTF-8, anything else as JSON.
    */
-  publish(queue: string, body: unknown, options?: PublishOptions): Promise<void>;
+  publish(queue: string, body: unknown, options?: PublishOptions): Promise<PublishResult>;
+  /**
+   * Moves messages of a dead-letter queue back to the queue each came from
+   * (`x-death-queue`), or to `to`; resolves with how many moved.
+   */
+  redrive(queue: string, options?: { to?: string; limit?: number }): Promise<number>;
   consume(queue: string, handler: MessageHandler, options?: ConsumeOptions): Promise<Subscription>;
   /** Publishes not yet confirmed. */
   readonly unconfirmed: number;
@@ -113,6 +134,8 @@ const SEND_CHUNK_BYTES = 256 * 1024;
 const MAX_INBOUND_BYTES = 64 * 1024 * 1024;
 
 const textEncoder = new TextEncoder();
+const STORED: PublishResult = Object.freeze({ duplicate: false });
+const DUPLICATE: PublishResult = Object.freeze({ duplicate: true });
 
 function encodeBody(body: unknown, headers: MessageHeaders | undefined): { bytes: Uint8Array; headers: MessageHeaders | undefined } {
   if (body instanceof Uint8Array) return { bytes: body, headers };
@@ -149,7 +172,7 @@ class ClientConnection implements Connection {
   #nextRef = 1;
   readonly #requests = new Map<number, Pending<FrameOf<'ok'>> & { timer: ReturnType<typeof setTimeout> }>();
   #nextSeq = 1;
-  readonly #unconfirmed = new Map<number, Pending<void>>();
+  readonly #unconfirmed = new Map<number, Pending<PublishResult>>();
   #capacityWaiters: Array<() => void> = [];
   /** Waiters woken for a freed slot that have not published yet. */
   #reservedSlots = 0;
@@ -230,14 +253,16 @@ class ClientConnection implements Connection {
       case 'error':
         this.#onError(frame);
         return;
-      case 'confirm':
+      case 'confirm': {
+        const duplicates = frame.duplicates === undefined ? undefined : new Set(frame.duplicates);
         for (const [seq, pending] of this.#unconfirmed) {
           if (seq > frame.upTo) break;
           this.#unconfirmed.delete(seq);
-          pending.resolve();
+          pending.resolve(duplicates?.has(seq) === true ? DUPLICATE : STORED);
         }
         this.#releaseCapacity();
         return;
+      }
       case 'publish.nack': {
         const pending = this.#unconfirmed.get(frame.seq);
         if (pending === undefined) return;
@@ -287,7 +312,16 @@ class ClientConnection implements Connection {
 
   #onDeliver(frame: FrameOf<'deliver'>): void {
     const consumer = this.#consumers.get(frame.consumerTag);
-    const message = createMessage(frame, (request) => this.#queueSettle(request));
+    const message = createMessage(
+      frame,
+      (request) => this.#queueSettle(request),
+      async (deliveryTag, ms) => {
+        const extend: FrameOf<'extend'> = { type: 'extend', ref: this.#nextRef++, deliveryTags: [deliveryTag] };
+        if (ms !== undefined) extend.ms = ms;
+        const ok = await this.#request(extend as Frame & { ref: number });
+        return ok.leaseExpiresAt ?? Infinity;
+      },
+    );
     if (consumer === undefined) {
       // Cancelled while this delivery was on the wire: hand it back.
       void message.nack({ requeue: true }).catch(() => {});
@@ -372,7 +406,7 @@ class ClientConnection implements Connection {
     const requests = this.#settleQueue.splice(0);
     const groups = new Map<string, SettleRequest[]>();
     for (const r of requests) {
-      const key = `${r.action}|${r.requeue ?? ''}|${r.reason ?? ''}`;
+      const key = `${r.action}|${r.requeue ?? ''}|${r.delayMs ?? ''}|${r.reason ?? ''}`;
       let group = groups.get(key);
       if (group === undefined) groups.set(key, (group = []));
       group.push(r);
@@ -389,7 +423,14 @@ class ClientConnection implements Connection {
         first.action === 'ack'
           ? ({ type: 'ack', ref, deliveryTags } as const)
           : first.action === 'nack'
-            ? ({ type: 'nack', ref, deliveryTags, requeue: first.requeue ?? true } as const)
+            ? ({
+                type: 'nack',
+                ref,
+                deliveryTags,
+                requeue: first.requeue ?? true,
+                ...(first.delayMs === undefined ? {} : { delayMs: first.delayMs }),
+                ...(first.reason === undefined ? {} : { reason: first.reason }),
+              } as const)
             : ({ type: 'reject', ref, deliveryTags, ...(first.reason === undefined ? {} : { reason: first.reason }) } as const);
       const timeoutMs = this.#options.requestTimeoutMs ?? DEFAULTS.requestTimeoutMs;
       const timer = setTimeout(() => {
@@ -436,7 +477,7 @@ class ClientConnection implements Connection {
     return ok.messages ?? 0;
   }
 
-  async publish(queue: string, body: unknown, options: PublishOptions = {}): Promise<void> {
+  async publish(queue: string, body: unknown, options: PublishOptions = {}): Promise<PublishResult> {
     const encoded = encodeBody(body, options.headers);
     if (encoded.bytes.length > this.#maxBodyBytes) {
       throw new BrokerError('E_MESSAGE_TOO_LARGE', `body is ${encoded.bytes.length} bytes, the broker's limit is ${this.#maxBodyBytes}`);
@@ -458,7 +499,10 @@ class ClientConnection implements Connection {
     if (options.messageId !== undefined) frame.messageId = options.messageId;
     if (encoded.headers !== undefined) frame.headers = encoded.headers;
     if (options.priority !== undefined) frame.priority = options.priority;
-    return new Promise<void>((resolve, reject) => {
+    if (options.delayMs !== undefined) frame.delayMs = options.delayMs;
+    if (options.notBefore !== undefined) frame.notBefore = options.notBefore instanceof Date ? options.notBefore.getTime() : options.notBefore;
+    if (options.ttlMs !== undefined) frame.ttlMs = options.ttlMs;
+    return new Promise<PublishResult>((resolve, reject) => {
       this.#send(frame);
       this.#unconfirmed.set(frame.seq, { resolve, reject });
     });
@@ -471,6 +515,11 @@ class ClientConnection implements Connection {
     const woken = this.#capacityWaiters.splice(0, free);
     this.#reservedSlots += woken.length;
     for (const wake of woken) wake();
+  }
+
+  async redrive(queue: string, options: { to?: string; limit?: number } = {}): Promise<number> {
+    const ok = await this.#request({ type: 'queue.redrive', ref: this.#nextRef++, queue, ...options });
+    return ok.messages ?? 0;
   }
 
   async consume(queue: string, handler: MessageHandler, options: ConsumeOptions = {}): Promise<Subscription> {
@@ -490,6 +539,12 @@ class ClientConnection implements Connection {
         if (!this.#consumers.has(consumerTag)) return;
         await this.#request({ type: 'cancel', ref: this.#nextRef++, consumerTag });
         this.#consumers.delete(consumerTag);
+      },
+      setPrefetch: async (next) => {
+        await this.#request({ type: 'consumer.update', ref: this.#nextRef++, consumerTag, prefetch: next });
+      },
+      pull: async (count = 1) => {
+        await this.#request({ type: 'pull', ref: this.#nextRef++, consumerTag, count });
       },
     };
   }

@@ -7,6 +7,7 @@ export interface SettleRequest {
   deliveryTag: number;
   requeue?: boolean;
   reason?: string;
+  delayMs?: number;
   resolve(): void;
   reject(error: Error): void;
 }
@@ -24,8 +25,10 @@ export interface Message {
   readonly redelivered: boolean;
   /** Broker time of the publish, ms since epoch. */
   readonly publishedAt: number;
-  /** Tag of this delivery on this connection. */
+  /** Tag of this delivery on this connection; a redelivery always gets a new one (the lease token). */
   readonly deliveryTag: number;
+  /** When the lease runs out (ms since epoch, broker clock): unacked by then, the message is redelivered. */
+  readonly leaseExpiresAt: number;
   /** True once ack, nack or reject was called. */
   readonly settled: boolean;
   /** The body as UTF-8 text. */
@@ -34,17 +37,31 @@ export interface Message {
   json<T = unknown>(): T;
   /** Settles the delivery as done. Rejects with `E_DELIVERY_UNKNOWN` if the broker no longer holds it for us. */
   ack(): Promise<void>;
-  /** Gives the message back: to the queue's head by default, or dead-letters it with `requeue: false`. */
-  nack(options?: { requeue?: boolean }): Promise<void>;
+  /**
+   * Gives the message back: to the queue's head by default, after `delayMs` if given
+   * (retry with backoff), or to the dead-letter queue with `requeue: false`.
+   * `reason` is kept as `x-death-error` if the message ends up dead-lettered.
+   */
+  nack(options?: { requeue?: boolean; delayMs?: number; reason?: string }): Promise<void>;
+  /**
+   * Renews the lease: the message stays ours for `ms` more (default: the queue's
+   * visibility timeout). Rejects with `E_LEASE_EXPIRED` if it already ran out.
+   */
+  extend(ms?: number): Promise<void>;
   /** Sends the message to the queue's dead-letter queue (or drops it when there is none). */
   reject(options?: { reason?: string }): Promise<void>;
 }
 
 const textDecoder = new TextDecoder();
 
-export function createMessage(frame: FrameOf<'deliver'>, settle: (request: SettleRequest) => void): Message {
+export function createMessage(
+  frame: FrameOf<'deliver'>,
+  settle: (request: SettleRequest) => void,
+  extend: (deliveryTag: number, ms: number | undefined) => Promise<number>,
+): Message {
+  let leaseExpiresAt = frame.leaseExpiresAt ?? Infinity;
   let settled = false;
-  const send = (action: SettleRequest['action'], extra: Partial<Pick<SettleRequest, 'requeue' | 'reason'>>): Promise<void> => {
+  const send = (action: SettleRequest['action'], extra: Partial<Pick<SettleRequest, 'requeue' | 'reason' | 'delayMs'>>): Promise<void> => {
     if (settled) {
       return Promise.reject(new BrokerError('E_DELIVERY_UNKNOWN', `delivery ${frame.deliveryTag} was already settled by this client`));
     }
@@ -61,13 +78,25 @@ export function createMessage(frame: FrameOf<'deliver'>, settle: (request: Settl
     redelivered: frame.redelivered,
     publishedAt: frame.publishedAt,
     deliveryTag: frame.deliveryTag,
+    get leaseExpiresAt() {
+      return leaseExpiresAt;
+    },
     get settled() {
       return settled;
     },
     text: () => textDecoder.decode(frame.body),
     json: <T>() => JSON.parse(textDecoder.decode(frame.body)) as T,
     ack: () => send('ack', {}),
-    nack: (options = {}) => send('nack', { requeue: options.requeue ?? true }),
+    nack: (options = {}) => {
+      const extra: Partial<SettleRequest> = { requeue: options.requeue ?? true };
+      if (options.delayMs !== undefined) extra.delayMs = options.delayMs;
+      if (options.reason !== undefined) extra.reason = options.reason;
+      return send('nack', extra);
+    },
+    extend: async (ms) => {
+      if (settled) throw new BrokerError('E_DELIVERY_UNKNOWN', `delivery ${frame.deliveryTag} was already settled by this client`);
+      leaseExpiresAt = await extend(frame.deliveryTag, ms);
+    },
     reject: (options = {}) => send('reject', options.reason === undefined ? {} : { reason: options.reason }),
   };
 }

@@ -80,6 +80,16 @@ export const ErrorCodes = {
     message: 'the store could not persist the change',
     retryable: true,
   },
+  E_LEASE_EXPIRED: {
+    code: 'E_LEASE_EXPIRED',
+    message: 'the delivery lease expired and the message was handed out again',
+    retryable: false,
+  },
+  E_QUEUE_FULL: {
+    code: 'E_QUEUE_FULL',
+    message: 'queue is at its length or byte limit',
+    retryable: true,
+  },
   E_DELIVERY_UNKNOWN: {
     code: 'E_DELIVERY_UNKNOWN',
     message: 'delivery tag is unknown or already settled',

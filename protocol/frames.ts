@@ -20,6 +20,7 @@ export const Op = {
   'queue.declare': 10,
   'queue.delete': 11,
   'queue.purge': 12,
+  'queue.redrive': 13,
   publish: 20,
   confirm: 21,
   'publish.nack': 22,
@@ -28,6 +29,9 @@ export const Op = {
   ack: 32,
   nack: 33,
   reject: 34,
+  extend: 35,
+  'consumer.update': 36,
+  pull: 37,
   deliver: 40,
   cancelled: 41,
 } as const;
@@ -63,6 +67,20 @@ export const QueueOptionsSchema = Type.Object(
     maxDeliveries: Type.Optional(Type.Integer({ minimum: 0, maximum: 1_000_000 })),
     /** Queue that receives rejected and dead messages. */
     deadLetterQueue: Type.Optional(QueueName),
+    /** Default time to live of a message, from its publish (or its delay's end); 0 means none. */
+    messageTtlMs: Type.Optional(Ms),
+    /** Most messages the queue holds (ready, delayed and unacked); 0 means no limit. */
+    maxLength: Type.Optional(Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER })),
+    /** Most body bytes the queue holds; 0 means no limit. */
+    maxBytes: Type.Optional(Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER })),
+    /** What a full queue does with a new publish. */
+    overflow: Type.Optional(Type.Union([Type.Literal('reject-publish'), Type.Literal('drop-oldest')])),
+    /** How long a messageId is remembered for deduplication; 0 turns deduplication off. */
+    dedupWindowMs: Type.Optional(Type.Integer({ minimum: 0, maximum: 24 * 3600 * 1000 })),
+    /** Deliveries allowed across all consumers, like "100/s", "60/m" or "1000/h". */
+    rateLimit: Type.Optional(Type.String({ pattern: '^[0-9]+(\\.[0-9]+)?/(s|m|h)$', maxLength: 32 })),
+    /** With `rateLimit`: apply it per value of this header (e.g. a tenant key) instead of per queue. */
+    rateLimitKey: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
   },
   { additionalProperties: false },
 );
@@ -97,6 +115,8 @@ export const HeaderSchemas = {
     /** Queue frames: messages stored (ready + unacked + delayed) and consumers. */
     messages: Type.Optional(Type.Integer({ minimum: 0 })),
     consumers: Type.Optional(Type.Integer({ minimum: 0 })),
+    /** Reply to `extend`: when the renewed leases run out (ms since epoch). */
+    leaseExpiresAt: Type.Optional(Type.Integer({ minimum: 0 })),
   }),
   error: Type.Object({
     ref: Type.Optional(Ref),
@@ -120,8 +140,18 @@ export const HeaderSchemas = {
     messageId: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
     headers: Type.Optional(Headers),
     priority: Type.Optional(Type.Integer({ minimum: 0, maximum: 9 })),
+    /** Deliver no sooner than this many ms from now. */
+    delayMs: Type.Optional(Ms),
+    /** Deliver no sooner than this time (ms since epoch); the later of this and `delayMs` wins. */
+    notBefore: Type.Optional(Type.Integer({ minimum: 0, maximum: 8.64e15 })),
+    /** Expire this long after becoming ready; overrides the queue's `messageTtlMs`. */
+    ttlMs: Type.Optional(Ms),
   }),
-  confirm: Type.Object({ upTo: Type.Integer({ minimum: 1 }) }),
+  confirm: Type.Object({
+    upTo: Type.Integer({ minimum: 1 }),
+    /** Seqs (≤ upTo) whose messageId was seen within the queue's dedup window: confirmed, not stored again. */
+    duplicates: Type.Optional(Type.Array(Type.Integer({ minimum: 1 }))),
+  }),
   'publish.nack': Type.Object({
     seq: Type.Integer({ minimum: 1 }),
     code: Type.String(),
@@ -132,15 +162,41 @@ export const HeaderSchemas = {
     ref: Ref,
     queue: QueueName,
     consumerTag: ConsumerTag,
-    prefetch: Type.Integer({ minimum: 1, maximum: 65_535 }),
+    /** Most unacked deliveries at once; 0 means none until `pull` grants credit. */
+    prefetch: Type.Integer({ minimum: 0, maximum: 65_535 }),
   }),
   cancel: Type.Object({ ref: Ref, consumerTag: ConsumerTag }),
   ack: Type.Object({ ref: Type.Optional(Ref), deliveryTags: DeliveryTags }),
-  nack: Type.Object({ ref: Type.Optional(Ref), deliveryTags: DeliveryTags, requeue: Type.Optional(Type.Boolean()) }),
+  nack: Type.Object({
+    ref: Type.Optional(Ref),
+    deliveryTags: DeliveryTags,
+    requeue: Type.Optional(Type.Boolean()),
+    /** With requeue: ready again only after this long (retry with backoff). */
+    delayMs: Type.Optional(Ms),
+    /** Why it failed; kept as `x-death-error` if the message is dead-lettered. */
+    reason: Type.Optional(Type.String({ maxLength: 4096 })),
+  }),
   reject: Type.Object({
     ref: Type.Optional(Ref),
     deliveryTags: DeliveryTags,
     reason: Type.Optional(Type.String({ maxLength: 4096 })),
+  }),
+  extend: Type.Object({
+    ref: Type.Optional(Ref),
+    deliveryTags: DeliveryTags,
+    /** New lease length from now; default the queue's visibility timeout. */
+    ms: Type.Optional(Type.Integer({ minimum: 1, maximum: 7 * 24 * 3600 * 1000 })),
+  }),
+  'consumer.update': Type.Object({ ref: Ref, consumerTag: ConsumerTag, prefetch: Type.Integer({ minimum: 0, maximum: 65_535 }) }),
+  pull: Type.Object({ ref: Type.Optional(Ref), consumerTag: ConsumerTag, count: Type.Integer({ minimum: 1, maximum: 65_535 }) }),
+  'queue.redrive': Type.Object({
+    ref: Ref,
+    /** The dead-letter queue to empty. */
+    queue: QueueName,
+    /** Target queue; default each message's `x-death-queue`. */
+    to: Type.Optional(QueueName),
+    /** Most messages to move in this call. Default 100,000. */
+    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000 })),
   }),
   deliver: Type.Object({
     consumerTag: ConsumerTag,
@@ -152,6 +208,8 @@ export const HeaderSchemas = {
     deliveryCount: Type.Integer({ minimum: 1 }),
     redelivered: Type.Boolean(),
     publishedAt: Type.Integer({ minimum: 0 }),
+    /** When this delivery's lease runs out (ms since epoch): unacked by then, it is redelivered. */
+    leaseExpiresAt: Type.Optional(Type.Integer({ minimum: 0 })),
   }),
   cancelled: Type.Object({ consumerTag: ConsumerTag, reason: Type.String() }),
 } satisfies Record<FrameType, TSchema>;
@@ -178,10 +236,14 @@ export const CLIENT_FRAME_TYPES: ReadonlySet<FrameType> = new Set<FrameType>([
   'queue.declare',
   'queue.delete',
   'queue.purge',
+  'queue.redrive',
   'publish',
   'consume',
   'cancel',
   'ack',
   'nack',
   'reject',
+  'extend',
+  'consumer.update',
+  'pull',
 ]);

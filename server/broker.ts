@@ -7,6 +7,7 @@ import type { AddressInfo } from 'node:net';
 import { fastify } from 'fastify';
 import type { Logger } from 'pino';
 import { WebSocketServer } from 'ws';
+import { BrokerError } from '../protocol/index.js';
 import { openSqliteStore, type Store } from '../storage/index.js';
 import { CloseCode, Connection } from './connection.js';
 import { Engine } from './engine/engine.js';
@@ -47,6 +48,22 @@ export async function startBroker(input: Partial<BrokerOptions> = {}): Promise<B
     return registry.metrics();
   });
   app.get('/api/queues', async () => ({ queues: engine.queueStats() }));
+  app.post<{ Params: { name: string }; Querystring: { to?: string; limit?: string } }>('/api/queues/:name/redrive', async (req, reply) => {
+    try {
+      const opts: { to?: string; limit?: number } = {};
+      if (req.query.to !== undefined) opts.to = req.query.to;
+      if (req.query.limit !== undefined) opts.limit = Number(req.query.limit);
+      if (opts.limit !== undefined && !(Number.isSafeInteger(opts.limit) && opts.limit > 0)) {
+        return await reply.code(400).send({ code: 'E_INVALID_ARGUMENT', message: '"limit" must be a positive integer' });
+      }
+      return { moved: engine.redrive(req.params.name, opts) };
+    } catch (err) {
+      if (err instanceof BrokerError) {
+        return reply.code(err.code === 'E_QUEUE_NOT_FOUND' ? 404 : 400).send({ code: err.code, message: err.message });
+      }
+      throw err;
+    }
+  });
 
   const wss = new WebSocketServer({ noServer: true, maxPayload: options.maxFrameBytes, perMessageDeflate: false });
   app.server.on('upgrade', (req, socket, head) => {

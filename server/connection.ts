@@ -48,7 +48,7 @@ export interface ConnectionContext {
   readonly session: EngineSession;
   readonly log: Logger;
   send(frame: Frame): void;
-  replyOk(ref: number, fields?: { messages?: number; consumers?: number }): void;
+  replyOk(ref: number, fields?: { messages?: number; consumers?: number; leaseExpiresAt?: number }): void;
   replyError(ref: number | undefined, error: unknown): void;
 }
 
@@ -193,7 +193,7 @@ export class Connection implements ConnectionContext, SessionSink {
     }
   }
 
-  replyOk(ref: number, fields: { messages?: number; consumers?: number } = {}): void {
+  replyOk(ref: number, fields: { messages?: number; consumers?: number; leaseExpiresAt?: number } = {}): void {
     this.send({ type: 'ok', ref, ...fields });
   }
 
@@ -236,15 +236,18 @@ export class Connection implements ConnectionContext, SessionSink {
     if (m.messageId !== null) frame.messageId = m.messageId;
     if (m.headers !== null) frame.headers = m.headers;
     if (m.priority !== 0) frame.priority = m.priority;
+    frame.leaseExpiresAt = d.leaseExpiresAt;
     this.send(frame);
   }
 
-  confirm(upTo: number): void {
-    this.send({ type: 'confirm', upTo });
+  confirm(upTo: number, duplicates: number[]): void {
+    this.send(duplicates.length === 0 ? { type: 'confirm', upTo } : { type: 'confirm', upTo, duplicates });
   }
 
   publishFailed(seq: number, error: BrokerError): void {
-    this.send({ type: 'publish.nack', seq, code: error.code, message: error.message });
+    const nack: FrameOf<'publish.nack'> = { type: 'publish.nack', seq, code: error.code, message: error.message };
+    if (error.retryAfterMs !== undefined) nack.retryAfterMs = error.retryAfterMs;
+    this.send(nack);
   }
 
   consumerCancelled(consumerTag: string, reason: string): void {

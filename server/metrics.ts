@@ -8,6 +8,10 @@ import type { Engine, QueueStats } from './engine/engine.js';
 
 const COUNTERS: Array<[keyof QueueStats, string, string]> = [
   ['published', 'berth_messages_published_total', 'Messages published to the queue and committed.'],
+  ['duplicates', 'berth_messages_duplicate_total', 'Publishes confirmed without storing: their messageId was seen within the dedup window.'],
+  ['expired', 'berth_messages_expired_total', 'Messages whose TTL ran out before delivery.'],
+  ['leaseExpired', 'berth_leases_expired_total', 'Deliveries whose lease (visibility timeout) ran out unacked.'],
+  ['dropped', 'berth_messages_dropped_total', 'Messages dropped: rejected, expired or over a length limit with no dead-letter queue.'],
   ['delivered', 'berth_messages_delivered_total', 'Deliveries made to consumers, redeliveries included.'],
   ['redelivered', 'berth_messages_redelivered_total', 'Deliveries of messages delivered before.'],
   ['acked', 'berth_messages_acked_total', 'Deliveries acked.'],
@@ -32,6 +36,8 @@ export function createMetrics(engine: Engine, connections: () => number): Regist
     });
   };
   gauge('berth_queue_messages_ready', 'Messages ready for delivery (in memory or on disk).', (q) => q.ready);
+  gauge('berth_queue_messages_delayed', 'Messages waiting for their delay or ETA.', (q) => q.delayed);
+  gauge('berth_queue_bytes', 'Body bytes of all messages of the queue.', (q) => q.bytes);
   gauge('berth_queue_messages_unacked', 'Messages delivered and not yet settled.', (q) => q.unacked);
   gauge('berth_queue_consumers', 'Consumers attached to the queue.', (q) => q.consumers);
   for (const [key, name, help] of COUNTERS) {

@@ -11,4 +11,5 @@ export type {
   WriteBatch,
   WriteResult,
   QueueCounts,
+  DedupEntry,
 } from './store.js';

@@ -37,6 +37,7 @@ interface MessageRow {
   body: Buffer;
   delivery_count: number;
   published_at: number;
+  expires_at: number | null;
 }
 
 /** better-sqlite3 binds only Buffers as BLOBs; wrap other byte arrays without copying. */
@@ -59,6 +60,7 @@ function toRecord(row: MessageRow): MessageRecord {
     body: row.body,
     deliveryCount: row.delivery_count,
     publishedAt: row.published_at,
+    expiresAt: row.expires_at,
   };
 }
 
@@ -102,17 +104,31 @@ export function openSqliteStore(options: SqliteStoreOptions): Store {
     deleteQueue: db.prepare('DELETE FROM queues WHERE id = ?'),
     deleteQueueMessages: db.prepare('DELETE FROM messages WHERE queue_id = ?'),
     purge: db.prepare('DELETE FROM messages WHERE queue_id = ? AND id NOT IN (SELECT value FROM json_each(?))'),
-    counts: db.prepare('SELECT queue_id, COUNT(*) AS stored FROM messages WHERE state = 0 GROUP BY queue_id'),
+    counts: db.prepare(
+      `SELECT queue_id, SUM(state = 0) AS stored, SUM(state = 2) AS delayed, SUM(length(body)) AS bytes
+       FROM messages GROUP BY queue_id`,
+    ),
     maxId: db.prepare('SELECT MAX(id) AS id, MAX(seq) AS seq FROM messages'),
     insert: db.prepare(
-      `INSERT INTO messages (id, queue_id, seq, state, priority, ready_at, delivery_count, message_id, headers, published_at, body)
-       VALUES (?, ?, ?, 0, ?, 0, 0, ?, ?, ?, ?)`,
+      `INSERT INTO messages (id, queue_id, seq, state, priority, ready_at, delivery_count, message_id, headers, published_at, body, expires_at)
+       VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?)`,
     ),
+    delay: db.prepare('UPDATE messages SET state = 2, ready_at = ?, delivery_count = ? WHERE id = ?'),
+    dueDelayed: db.prepare(
+      `SELECT id, queue_id, seq, priority, message_id, headers, body, delivery_count, published_at, expires_at
+       FROM messages WHERE state = 2 AND ready_at <= ? ORDER BY ready_at LIMIT ?`,
+    ),
+    promote: db.prepare('UPDATE messages SET state = 0, seq = ? WHERE id = ?'),
+    nextDelayed: db.prepare('SELECT MIN(ready_at) AS at FROM messages WHERE state = 2'),
+    upsertDedup: db.prepare('INSERT OR REPLACE INTO dedup (queue_id, message_id, expires_at) VALUES (?, ?, ?)'),
+    loadDedup: db.prepare('SELECT queue_id, message_id, expires_at FROM dedup WHERE expires_at > ? ORDER BY expires_at'),
+    pruneDedup: db.prepare('DELETE FROM dedup WHERE expires_at <= ?'),
+    deleteQueueDedup: db.prepare('DELETE FROM dedup WHERE queue_id = ?'),
     remove: db.prepare('DELETE FROM messages WHERE id = ?'),
     delivered: db.prepare('UPDATE messages SET delivery_count = ? WHERE id = ?'),
     move: db.prepare('UPDATE messages SET queue_id = ?, seq = ?, state = 0, delivery_count = 0, headers = ? WHERE id = ?'),
     loadReady: db.prepare(
-      `SELECT id, queue_id, seq, priority, message_id, headers, body, delivery_count, published_at
+      `SELECT id, queue_id, seq, priority, message_id, headers, body, delivery_count, published_at, expires_at
        FROM messages WHERE queue_id = ? AND state = 0 AND priority = ? AND seq > ? ORDER BY seq LIMIT ?`,
     ),
   };
@@ -134,7 +150,20 @@ export function openSqliteStore(options: SqliteStoreOptions): Store {
     for (const m of batch.enqueue) {
       const id = nextId++;
       const seq = nextSeq++;
-      stmt.insert.run(id, m.queueId, seq, m.priority, m.messageId, m.headers === null ? null : JSON.stringify(m.headers), m.publishedAt, asBuffer(m.body));
+      const delayed = m.readyAt > 0;
+      stmt.insert.run(
+        id,
+        m.queueId,
+        seq,
+        delayed ? 2 : 0,
+        m.priority,
+        m.readyAt,
+        m.messageId,
+        m.headers === null ? null : JSON.stringify(m.headers),
+        m.publishedAt,
+        asBuffer(m.body),
+        m.expiresAt,
+      );
       enqueued.push({ id, seq });
     }
     for (const d of batch.delivered) stmt.delivered.run(d.deliveryCount, d.id);
@@ -143,6 +172,8 @@ export function openSqliteStore(options: SqliteStoreOptions): Store {
       stmt.move.run(m.toQueueId, seq, m.headers === null ? null : JSON.stringify(m.headers), m.id);
       moved.push({ id: m.id, seq });
     }
+    for (const d of batch.delay) stmt.delay.run(d.readyAt, d.deliveryCount, d.id);
+    for (const d of batch.dedup) stmt.upsertDedup.run(d.queueId, d.messageId, d.expiresAt);
     for (const id of batch.remove) stmt.remove.run(id);
     return { enqueued, moved };
   });
@@ -156,6 +187,7 @@ export function openSqliteStore(options: SqliteStoreOptions): Store {
     deleteQueue(queueId) {
       return db.transaction(() => {
         const { changes } = stmt.deleteQueueMessages.run(queueId);
+        stmt.deleteQueueDedup.run(queueId);
         stmt.deleteQueue.run(queueId);
         return changes;
       })();
@@ -167,9 +199,11 @@ export function openSqliteStore(options: SqliteStoreOptions): Store {
       return (stmt.listQueues.all() as Array<Parameters<typeof toQueue>[0]>).map(toQueue);
     },
     countMessages(): QueueCounts[] {
-      return (stmt.counts.all() as Array<{ queue_id: number; stored: number }>).map((r) => ({
+      return (stmt.counts.all() as Array<{ queue_id: number; stored: number; delayed: number; bytes: number }>).map((r) => ({
         queueId: r.queue_id,
         stored: r.stored,
+        delayed: r.delayed,
+        bytes: r.bytes,
       }));
     },
     write(batch) {
@@ -184,6 +218,29 @@ export function openSqliteStore(options: SqliteStoreOptions): Store {
     },
     loadReady({ queueId, priority, afterSeq, limit }) {
       return (stmt.loadReady.all(queueId, priority, afterSeq, limit) as MessageRow[]).map(toRecord);
+    },
+    promoteDelayed({ now, limit }) {
+      return db.transaction(() => {
+        const rows = stmt.dueDelayed.all(now, limit) as MessageRow[];
+        return rows.map((row) => {
+          row.seq = nextSeq++;
+          stmt.promote.run(row.seq, row.id);
+          return toRecord(row);
+        });
+      })();
+    },
+    nextDelayedAt() {
+      return (stmt.nextDelayed.get() as { at: number | null }).at;
+    },
+    loadDedup(now) {
+      return (stmt.loadDedup.all(now) as Array<{ queue_id: number; message_id: string; expires_at: number }>).map((r) => ({
+        queueId: r.queue_id,
+        messageId: r.message_id,
+        expiresAt: r.expires_at,
+      }));
+    },
+    pruneDedup(now) {
+      return stmt.pruneDedup.run(now).changes;
     },
     close() {
       if (db.open) db.close();

@@ -30,6 +30,8 @@ export interface MessageRecord {
   /** Deliveries so far; > 0 means the next delivery is a redelivery. */
   deliveryCount: number;
   publishedAt: number;
+  /** ms since epoch after which the message is not delivered; null = never. */
+  expiresAt: number | null;
 }
 
 /** A message to store. The store assigns `id` and `seq`. */
@@ -40,6 +42,16 @@ export interface NewMessage {
   headers: MessageHeaders | null;
   body: Uint8Array;
   publishedAt: number;
+  expiresAt: number | null;
+  /** 0: ready now; otherwise delayed until this time (ms since epoch). */
+  readyAt: number;
+}
+
+/** A message id remembered for deduplication until `expiresAt`. */
+export interface DedupEntry {
+  queueId: number;
+  messageId: string;
+  expiresAt: number;
 }
 
 /** A message moved to another queue (dead-lettering): it gets a new `seq` there. */
@@ -57,6 +69,9 @@ export interface WriteBatch {
   /** Delivery counts to record, one entry per delivery made. */
   delivered: Array<{ id: number; deliveryCount: number }>;
   move: MoveMessage[];
+  /** Delivered messages put back as delayed (nack with a delay). */
+  delay: Array<{ id: number; readyAt: number; deliveryCount: number }>;
+  dedup: DedupEntry[];
 }
 
 /** What a committed batch assigned: ids and seqs of `enqueue` and `move`, in order. */
@@ -69,6 +84,9 @@ export interface QueueCounts {
   queueId: number;
   /** Stored messages that are not delayed (ready, or unacked before a restart). */
   stored: number;
+  delayed: number;
+  /** Body bytes of all the queue's messages. */
+  bytes: number;
 }
 
 export interface Store {
@@ -85,14 +103,29 @@ export interface Store {
   write(batch: WriteBatch): WriteResult;
   /** Stored (not delayed) messages of one queue and priority with `seq > afterSeq`, in seq order. */
   loadReady(params: { queueId: number; priority: number; afterSeq: number; limit: number }): MessageRecord[];
+  /** Makes delayed messages due by `now` ready (each gets a new seq); returns them, oldest due first. */
+  promoteDelayed(params: { now: number; limit: number }): MessageRecord[];
+  /** Earliest time a delayed message becomes due, or null when none is delayed. */
+  nextDelayedAt(): number | null;
+  /** Remembered message ids not yet expired at `now`. */
+  loadDedup(now: number): DedupEntry[];
+  /** Forgets message ids that expired before `now`; returns how many. */
+  pruneDedup(now: number): number;
   close(): void;
 }
 
 /** An empty batch, for building up writes. */
 export function emptyBatch(): WriteBatch {
-  return { enqueue: [], remove: [], delivered: [], move: [] };
+  return { enqueue: [], remove: [], delivered: [], move: [], delay: [], dedup: [] };
 }
 
 export function isBatchEmpty(batch: WriteBatch): boolean {
-  return batch.enqueue.length === 0 && batch.remove.length === 0 && batch.delivered.length === 0 && batch.move.length === 0;
+  return (
+    batch.enqueue.length === 0 &&
+    batch.remove.length === 0 &&
+    batch.delivered.length === 0 &&
+    batch.move.length === 0 &&
+    batch.delay.length === 0 &&
+    batch.dedup.length === 0
+  );
 }

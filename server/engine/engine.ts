@@ -1,42 +1,73 @@
 /**
- * The queue engine: queues, sessions, consumers, deliveries and dispatch.
+ * The queue engine: queues, sessions, consumers, deliveries, leases and dispatch.
  *
  * It knows nothing of WebSocket or frames. A front end (the WebSocket session
  * today, an AMQP listener later) opens an {@link EngineSession} per client,
  * calls the verbs below, and turns {@link SessionSink} callbacks into frames.
  *
  * Message states (in memory; the store holds what survives a crash):
- *   ready     in a queue lane (buffered in memory, or only on disk past the lane cursor)
- *   unacked   delivered to a consumer and held by its session until ack/nack/reject,
- *             or until the session closes: then it is ready again, redelivered
- *   gone      acked, dropped, or moved to the dead-letter queue (ready there)
+ *   delayed   stored with a ready time in the future; one engine timer promotes
+ *             due messages to ready. Never in a consumer's window.
+ *   ready     in a queue lane (buffered in memory, or only on disk past the lane
+ *             cursor), or held back by a per-key rate limit
+ *   unacked   delivered and held by its session under a lease. Ack → gone; nack →
+ *             ready (or delayed); reject → dead-letter queue; the lease running
+ *             out or the session closing → ready again, redelivered
+ *   gone      acked, expired, dropped, or moved to the dead-letter queue
  *
  * Group commit: writes of one event-loop turn (publishes, acks, delivery counts,
  * moves) go into one batch, committed in one transaction by `flush()` on
  * `setImmediate`; publishes are confirmed and become deliverable only after it.
+ *
+ * One timer serves every time-based rule: lease expiry, delayed promotion,
+ * rate-limit wake-ups and dedup pruning. No per-message timers.
  */
 import { BrokerError, type MessageHeaders, type QueueOptions } from '../../protocol/index.js';
-import { emptyBatch, isBatchEmpty, type MessageRecord, type QueueRecord, type Store, type WriteBatch } from '../../storage/index.js';
+import {
+  emptyBatch,
+  isBatchEmpty,
+  type MessageRecord,
+  type QueueRecord,
+  type Store,
+  type WriteBatch,
+  type DedupEntry,
+} from '../../storage/index.js';
 import type { Logger } from 'pino';
 import { Deque } from './deque.js';
+import { IndexedHeap, type HeapItem } from './indexed-heap.js';
 import {
   firstDifference,
   queueOptionsFromStore,
+  rateOf,
   resolveQueueOptions,
   type ResolvedQueueOptions,
 } from './queue-options.js';
+import { RateLimiter } from './rate-limiter.js';
 
 export const PRIORITY_LEVELS = 10;
+/** Delayed messages promoted per store call. */
+const PROMOTE_BATCH = 1000;
+/** Remembered message ids per queue, whatever the window: bounds memory. */
+const MAX_DEDUP_IDS = 100_000;
+/** Expired delivery tags remembered per session, for a precise error on a late ack. */
+const MAX_EXPIRED_TAGS = 10_000;
+const DEDUP_PRUNE_INTERVAL_MS = 60_000;
+/** Most messages moved by one redrive call unless asked for fewer. */
+export const DEFAULT_REDRIVE_LIMIT = 100_000;
 
 /** Counters per queue, read by the metrics module at scrape time. */
 export interface QueueStats {
   published: number;
+  duplicates: number;
   delivered: number;
   redelivered: number;
   acked: number;
   nacked: number;
   rejected: number;
   deadLettered: number;
+  expired: number;
+  leaseExpired: number;
+  dropped: number;
 }
 
 /** One delivery as handed to a session's sink. */
@@ -47,13 +78,17 @@ export interface Delivery {
   readonly message: MessageRecord;
   readonly deliveryCount: number;
   readonly redelivered: boolean;
+  readonly leaseExpiresAt: number;
 }
 
 /** What the engine tells a front end about one session. */
 export interface SessionSink {
   deliver(delivery: Delivery): void;
-  /** Every publish of this session with seq ≤ `upTo` that was not refused is durable. */
-  confirm(upTo: number): void;
+  /**
+   * Every publish of this session with seq ≤ `upTo` that was not refused is
+   * durable; those in `duplicates` were already stored under their messageId.
+   */
+  confirm(upTo: number, duplicates: number[]): void;
   /** One publish was refused after it was accepted (the store failed). */
   publishFailed(seq: number, error: BrokerError): void;
   /** The broker cancelled a consumer (its queue was deleted). */
@@ -68,9 +103,20 @@ export interface PublishInput {
   messageId?: string;
   headers?: MessageHeaders;
   priority?: number;
+  delayMs?: number;
+  notBefore?: number;
+  ttlMs?: number;
 }
 
 export type SettleAction = 'ack' | 'nack' | 'reject';
+
+/** Outcome of settling or extending a list of delivery tags. */
+export interface TagOutcome {
+  /** Tags never delivered on this session, or already settled. */
+  unknown: number[];
+  /** Tags whose lease ran out: the message went to another delivery. */
+  expired: number[];
+}
 
 export interface EngineOptions {
   store: Store;
@@ -94,28 +140,49 @@ interface QueueState {
   readonly name: string;
   readonly options: Readonly<ResolvedQueueOptions>;
   readonly lanes: Lane[];
-  /** Ready messages, in memory or on disk. */
+  /** Ready messages: in lanes, on disk, or held back by a per-key rate limit. */
   ready: number;
+  delayed: number;
   unacked: number;
+  /** Body bytes of every stored message of the queue. */
+  bytes: number;
+  /** Publishes accepted into the current batch, not yet committed. */
+  pendingCount: number;
+  pendingBytes: number;
   consumers: Consumer[];
-  /** Round-robin position in `consumers`. */
+  /** Round-robin position in `consumers`, for ties in free credit. */
   nextConsumer: number;
   deleted: boolean;
   stats: QueueStats;
+  /** messageId → when it is forgotten; in insertion (= expiry) order. */
+  dedup: Map<string, number>;
+  /** Whole-queue rate limit, when `rateLimit` is set without a key. */
+  limiter: RateLimiter | null;
+  /** Per-key rate limits, when `rateLimitKey` is set. */
+  keyLimiters: Map<string, RateLimiter> | null;
+  /** Ready messages whose key is over its rate, FIFO per key. */
+  throttled: Map<string, Deque<MessageRecord>>;
+  throttledCount: number;
 }
 
 interface Consumer {
   readonly tag: string;
   readonly session: Session;
   readonly queue: QueueState;
-  readonly prefetch: number;
+  /** Window of unacked deliveries; 0 = pull mode, only `credit` grants deliveries. */
+  prefetch: number;
+  /** Deliveries granted by `pull` in pull mode. */
+  credit: number;
   inflight: number;
 }
 
-interface UnackedDelivery {
+interface UnackedDelivery extends HeapItem {
+  readonly tag: number;
   readonly message: MessageRecord;
   readonly queue: QueueState;
   readonly consumer: Consumer;
+  readonly session: Session;
+  leaseExpiresAt: number;
 }
 
 /** A client of the engine: owns consumers and the deliveries made to them. */
@@ -128,6 +195,8 @@ export interface EngineSession {
 class Session implements EngineSession {
   readonly consumers = new Map<string, Consumer>();
   readonly unacked = new Map<number, UnackedDelivery>();
+  /** Tags whose lease expired, oldest first, bounded. */
+  readonly expiredTags = new Set<number>();
   nextDeliveryTag = 1;
   closed = false;
   readonly id: string;
@@ -139,22 +208,42 @@ class Session implements EngineSession {
   get unackedCount(): number {
     return this.unacked.size;
   }
+  rememberExpired(tag: number): void {
+    this.expiredTags.add(tag);
+    if (this.expiredTags.size > MAX_EXPIRED_TAGS) this.expiredTags.delete(this.expiredTags.values().next().value!);
+  }
 }
 
 interface PendingPublish {
   session: Session;
   seq: number;
   queue: QueueState;
+  /** Index in the batch's `enqueue`, or -1 for a duplicate that stores nothing. */
+  enqueueIndex: number;
+  dedupId: string | null;
 }
 
 interface PendingMove {
   message: MessageRecord;
+  from: QueueState;
   to: QueueState;
   headers: MessageHeaders;
 }
 
 function newStats(): QueueStats {
-  return { published: 0, delivered: 0, redelivered: 0, acked: 0, nacked: 0, rejected: 0, deadLettered: 0 };
+  return {
+    published: 0,
+    duplicates: 0,
+    delivered: 0,
+    redelivered: 0,
+    acked: 0,
+    nacked: 0,
+    rejected: 0,
+    deadLettered: 0,
+    expired: 0,
+    leaseExpired: 0,
+    dropped: 0,
+  };
 }
 
 export class Engine {
@@ -165,6 +254,7 @@ export class Engine {
   readonly #queues = new Map<string, QueueState>();
   readonly #queuesById = new Map<number, QueueState>();
   readonly #sessions = new Set<Session>();
+  readonly #leases = new IndexedHeap<UnackedDelivery>((d) => d.leaseExpiresAt);
 
   #batch: WriteBatch = emptyBatch();
   #pendingPublishes: PendingPublish[] = [];
@@ -173,39 +263,68 @@ export class Engine {
   #flushScheduled = false;
   #closed = false;
 
+  /** Earliest ready time of a delayed message (store and current batch), or null. */
+  #nextDelayedAt: number | null = null;
+  /** Queues waiting for a rate limit, with when to look again. */
+  readonly #rateWaits = new Map<QueueState, number>();
+  #nextDedupPruneAt: number;
+  #timer: ReturnType<typeof setTimeout> | null = null;
+  #timerAt = Infinity;
+
   constructor(options: EngineOptions) {
     this.#store = options.store;
     this.#log = options.logger;
     this.#clock = options.clock ?? Date.now;
     this.#laneBufferSize = options.laneBufferSize ?? 1024;
+    this.#nextDedupPruneAt = this.#clock() + DEDUP_PRUNE_INTERVAL_MS;
     this.#recover();
   }
 
-  /** Rebuilds the in-memory view from the store: every stored message is ready again. */
+  /** Rebuilds the in-memory view from the store: every stored message is ready (or delayed) again. */
   #recover(): void {
-    const counts = new Map(this.#store.countMessages().map((c) => [c.queueId, c.stored]));
+    const counts = new Map(this.#store.countMessages().map((c) => [c.queueId, c]));
     for (const record of this.#store.listQueues()) {
       const queue = this.#addQueue(record);
-      queue.ready = counts.get(record.id) ?? 0;
+      const c = counts.get(record.id);
+      queue.ready = c?.stored ?? 0;
+      queue.delayed = c?.delayed ?? 0;
+      queue.bytes = c?.bytes ?? 0;
       for (const lane of queue.lanes) lane.diskHasMore = queue.ready > 0;
-      if (queue.ready > 0) this.#log.info({ queue: queue.name, messages: queue.ready }, 'queue recovered');
+      if (queue.ready + queue.delayed > 0) {
+        this.#log.info({ queue: queue.name, ready: queue.ready, delayed: queue.delayed }, 'queue recovered');
+      }
     }
+    const now = this.#clock();
+    for (const entry of this.#store.loadDedup(now)) this.#queuesById.get(entry.queueId)?.dedup.set(entry.messageId, entry.expiresAt);
+    this.#nextDelayedAt = this.#store.nextDelayedAt();
+    this.#armTimer();
   }
 
   #addQueue(record: QueueRecord): QueueState {
     const lanes: Lane[] = [];
     for (let p = 0; p < PRIORITY_LEVELS; p++) lanes.push({ buffer: new Deque(), cursor: 0, diskHasMore: false });
+    const options = queueOptionsFromStore(record.options);
+    const rate = rateOf(options);
     const queue: QueueState = {
       id: record.id,
       name: record.name,
-      options: queueOptionsFromStore(record.options),
+      options,
       lanes,
       ready: 0,
+      delayed: 0,
       unacked: 0,
+      bytes: 0,
+      pendingCount: 0,
+      pendingBytes: 0,
       consumers: [],
       nextConsumer: 0,
       deleted: false,
       stats: newStats(),
+      dedup: new Map(),
+      limiter: rate !== null && options.rateLimitKey === null ? new RateLimiter(rate) : null,
+      keyLimiters: rate !== null && options.rateLimitKey !== null ? new Map() : null,
+      throttled: new Map(),
+      throttledCount: 0,
     };
     this.#queues.set(queue.name, queue);
     this.#queuesById.set(queue.id, queue);
@@ -232,11 +351,17 @@ export class Engine {
     const held = [...session.unacked.values()].reverse();
     session.unacked.clear();
     for (const d of held) {
-      d.consumer.inflight--;
-      d.queue.unacked--;
+      this.#release(d);
       this.#requeue(d.queue, d.message);
     }
     this.#scheduleFlush();
+  }
+
+  /** Forgets an unacked delivery's ownership: window, counts, lease. */
+  #release(d: UnackedDelivery): void {
+    d.consumer.inflight--;
+    d.queue.unacked--;
+    this.#leases.remove(d);
   }
 
   // ---- queues ---------------------------------------------------------------
@@ -262,14 +387,15 @@ export class Engine {
         throw new BrokerError('E_QUEUE_OPTIONS_MISMATCH', `queue "${name}" exists with different options (${diff})`);
       }
     }
-    return { messages: queue.ready + queue.unacked, consumers: queue.consumers.length };
+    return { messages: queue.ready + queue.delayed + queue.unacked, consumers: queue.consumers.length };
   }
 
   /** Deletes a queue with its messages; its consumers are cancelled. Returns how many messages went. */
   deleteQueue(name: string, opts: { ifEmpty?: boolean; ifUnused?: boolean } = {}): number {
     const queue = this.#requireQueue(name);
-    if (opts.ifEmpty === true && queue.ready + queue.unacked > 0) {
-      throw new BrokerError('E_QUEUE_NOT_EMPTY', `queue "${name}" holds ${queue.ready + queue.unacked} messages`);
+    const total = queue.ready + queue.delayed + queue.unacked;
+    if (opts.ifEmpty === true && total > 0) {
+      throw new BrokerError('E_QUEUE_NOT_EMPTY', `queue "${name}" holds ${total} messages`);
     }
     if (opts.ifUnused === true && queue.consumers.length > 0) {
       throw new BrokerError('E_QUEUE_IN_USE', `queue "${name}" has ${queue.consumers.length} consumers`);
@@ -279,6 +405,7 @@ export class Engine {
     queue.deleted = true;
     this.#queues.delete(name);
     this.#queuesById.delete(queue.id);
+    this.#rateWaits.delete(queue);
     for (const consumer of [...queue.consumers]) {
       consumer.session.consumers.delete(consumer.tag);
       this.#removeConsumer(consumer);
@@ -286,28 +413,75 @@ export class Engine {
     }
     // Deliveries of a deleted queue can no longer be settled.
     for (const session of this.#sessions) {
-      for (const [tag, d] of session.unacked) if (d.queue === queue) session.unacked.delete(tag);
+      for (const [tag, d] of session.unacked) {
+        if (d.queue !== queue) continue;
+        session.unacked.delete(tag);
+        this.#release(d);
+      }
     }
     this.#log.info({ queue: name, messages: removed }, 'queue deleted');
     return removed;
   }
 
-  /** Drops a queue's ready messages; deliveries still held are kept. Returns how many went. */
+  /** Drops a queue's ready and delayed messages; deliveries still held are kept. Returns how many went. */
   purgeQueue(name: string): number {
     const queue = this.#requireQueue(name);
     this.#commitNow();
     const held: number[] = [];
+    let heldBytes = 0;
     for (const session of this.#sessions) {
-      for (const d of session.unacked.values()) if (d.queue === queue) held.push(d.message.id);
+      for (const d of session.unacked.values()) {
+        if (d.queue !== queue) continue;
+        held.push(d.message.id);
+        heldBytes += d.message.body.length;
+      }
     }
     const removed = this.#store.purgeQueue(queue.id, held);
     for (const lane of queue.lanes) {
       lane.buffer = new Deque();
       lane.diskHasMore = false;
     }
+    queue.throttled.clear();
+    queue.throttledCount = 0;
     queue.ready = 0;
+    queue.delayed = 0;
+    queue.bytes = heldBytes;
     this.#log.info({ queue: name, messages: removed }, 'queue purged');
     return removed;
+  }
+
+  /**
+   * Moves up to `limit` ready messages of a (dead-letter) queue to `to`, or back to
+   * the queue named in each one's `x-death-queue`. Messages whose target does not
+   * exist stay. Returns how many moved.
+   */
+  redrive(name: string, opts: { to?: string; limit?: number } = {}): number {
+    const source = this.#requireQueue(name);
+    const fixedTarget = opts.to === undefined ? undefined : this.#requireQueue(opts.to);
+    const limit = opts.limit ?? DEFAULT_REDRIVE_LIMIT;
+    const stay: MessageRecord[] = [];
+    let moved = 0;
+    while (moved < limit) {
+      const message = this.#takeReady(source);
+      if (message === undefined) break;
+      const origin = message.headers?.['x-death-queue'];
+      const target = fixedTarget ?? (typeof origin === 'string' ? this.#queues.get(origin) : undefined);
+      if (target === undefined || target === source) {
+        stay.push(message);
+        continue;
+      }
+      source.ready--;
+      const headers: MessageHeaders = {};
+      for (const [k, v] of Object.entries(message.headers ?? {})) if (!k.startsWith('x-death-')) headers[k] = v;
+      headers['x-redrive-count'] = Number(message.headers?.['x-redrive-count'] ?? 0) + 1;
+      this.#move(source, target, message, headers);
+      moved++;
+    }
+    for (let i = stay.length - 1; i >= 0; i--) source.lanes[stay[i]!.priority]!.buffer.pushFront(stay[i]!);
+    this.#commitNow();
+    this.#dispatchDirty();
+    this.#log.info({ queue: name, messages: moved }, 'queue redriven');
+    return moved;
   }
 
   #requireQueue(name: string): QueueState {
@@ -325,20 +499,75 @@ export class Engine {
    */
   publish(handle: EngineSession, input: PublishInput): BrokerError | null {
     const session = handle as Session;
-    if (this.#closed) return new BrokerError('E_SHUTTING_DOWN');
+    if (this.#closed) return new BrokerError('E_SHUTTING_DOWN', 'broker is shutting down', { retryAfterMs: 1000 });
     const queue = this.#queues.get(input.queue);
     if (queue === undefined) return new BrokerError('E_QUEUE_NOT_FOUND', `queue "${input.queue}" does not exist`);
+    const now = this.#clock();
+    const messageId = input.messageId ?? null;
+
+    let dedupId: string | null = null;
+    if (messageId !== null && queue.options.dedupWindowMs > 0) {
+      const until = queue.dedup.get(messageId);
+      if (until !== undefined && until > now) {
+        queue.stats.duplicates++;
+        this.#pendingPublishes.push({ session, seq: input.seq, queue, enqueueIndex: -1, dedupId: null });
+        this.#scheduleFlush();
+        return null;
+      }
+      dedupId = messageId;
+    }
+
+    const size = input.body.length;
+    const full = this.#fullReason(queue, size);
+    if (full !== null && queue.options.overflow === 'reject-publish') {
+      return new BrokerError('E_QUEUE_FULL', `queue "${queue.name}" is full (${full})`, {
+        retryAfterMs: queue.consumers.length > 0 ? 100 : 1000,
+      });
+    }
+
+    const readyAt = Math.max(input.delayMs === undefined ? 0 : now + input.delayMs, input.notBefore ?? 0);
+    const delayed = readyAt > now;
+    const ttlMs = input.ttlMs ?? queue.options.messageTtlMs;
+    if (dedupId !== null) {
+      const expiresAt = now + queue.options.dedupWindowMs;
+      this.#remember(queue, dedupId, expiresAt, now);
+      this.#batch.dedup.push({ queueId: queue.id, messageId: dedupId, expiresAt });
+    }
     this.#batch.enqueue.push({
       queueId: queue.id,
       priority: input.priority ?? 0,
-      messageId: input.messageId ?? null,
+      messageId,
       headers: input.headers ?? null,
       body: input.body,
-      publishedAt: this.#clock(),
+      publishedAt: now,
+      expiresAt: ttlMs > 0 ? (delayed ? readyAt : now) + ttlMs : null,
+      readyAt: delayed ? readyAt : 0,
     });
-    this.#pendingPublishes.push({ session, seq: input.seq, queue });
+    queue.pendingCount++;
+    queue.pendingBytes += size;
+    this.#pendingPublishes.push({ session, seq: input.seq, queue, enqueueIndex: this.#batch.enqueue.length - 1, dedupId });
     this.#scheduleFlush();
     return null;
+  }
+
+  /** Why one more message of `size` bytes would overfill the queue, or null. */
+  #fullReason(queue: QueueState, size: number): string | null {
+    const { maxLength, maxBytes } = queue.options;
+    if (maxLength > 0 && queue.ready + queue.delayed + queue.unacked + queue.pendingCount >= maxLength) {
+      return `maxLength ${maxLength} reached`;
+    }
+    if (maxBytes > 0 && queue.bytes + queue.pendingBytes + size > maxBytes) return `maxBytes ${maxBytes} would be exceeded`;
+    return null;
+  }
+
+  #remember(queue: QueueState, messageId: string, expiresAt: number, now: number): void {
+    const dedup = queue.dedup;
+    dedup.delete(messageId); // re-insert at the end: the map stays in expiry order
+    dedup.set(messageId, expiresAt);
+    for (const [id, until] of dedup) {
+      if (until > now && dedup.size <= MAX_DEDUP_IDS) break;
+      dedup.delete(id);
+    }
   }
 
   // ---- consume --------------------------------------------------------------
@@ -349,19 +578,38 @@ export class Engine {
     if (session.consumers.has(params.consumerTag)) {
       throw new BrokerError('E_CONSUMER_TAG_IN_USE', `consumer tag "${params.consumerTag}" is already in use on this connection`);
     }
-    const consumer: Consumer = { tag: params.consumerTag, session, queue, prefetch: params.prefetch, inflight: 0 };
+    const consumer: Consumer = { tag: params.consumerTag, session, queue, prefetch: params.prefetch, credit: 0, inflight: 0 };
     session.consumers.set(consumer.tag, consumer);
     queue.consumers.push(consumer);
     this.#markDirty(queue);
   }
 
+  /** Changes a consumer's window while it runs; 0 switches it to pull mode. */
+  updateConsumer(handle: EngineSession, consumerTag: string, prefetch: number): void {
+    const consumer = this.#requireConsumer(handle as Session, consumerTag);
+    consumer.prefetch = prefetch;
+    this.#markDirty(consumer.queue);
+  }
+
+  /** Grants a pull-mode consumer `count` more deliveries. */
+  pull(handle: EngineSession, consumerTag: string, count: number): void {
+    const consumer = this.#requireConsumer(handle as Session, consumerTag);
+    consumer.credit = Math.min(65_535, consumer.credit + count);
+    this.#markDirty(consumer.queue);
+  }
+
   /** Stops a consumer. Its unacked deliveries stay with the session and may still be settled. */
   cancel(handle: EngineSession, consumerTag: string): void {
     const session = handle as Session;
-    const consumer = session.consumers.get(consumerTag);
-    if (consumer === undefined) throw new BrokerError('E_CONSUMER_NOT_FOUND', `no consumer "${consumerTag}" on this connection`);
+    const consumer = this.#requireConsumer(session, consumerTag);
     session.consumers.delete(consumerTag);
     this.#removeConsumer(consumer);
+  }
+
+  #requireConsumer(session: Session, consumerTag: string): Consumer {
+    const consumer = session.consumers.get(consumerTag);
+    if (consumer === undefined) throw new BrokerError('E_CONSUMER_NOT_FOUND', `no consumer "${consumerTag}" on this connection`);
+    return consumer;
   }
 
   #removeConsumer(consumer: Consumer): void {
@@ -372,43 +620,79 @@ export class Engine {
   }
 
   /**
-   * Settles deliveries of this session. Returns the tags that were unknown
-   * (never delivered here, or already settled): each is refused, none counted twice.
+   * Settles deliveries of this session. Tags that are unknown (never delivered
+   * here, already settled) or whose lease expired are refused, none counted twice.
    */
-  settle(handle: EngineSession, tags: readonly number[], action: SettleAction, opts: { requeue?: boolean; reason?: string } = {}): number[] {
+  settle(
+    handle: EngineSession,
+    tags: readonly number[],
+    action: SettleAction,
+    opts: { requeue?: boolean; reason?: string; delayMs?: number } = {},
+  ): TagOutcome {
     const session = handle as Session;
-    const unknown: number[] = [];
+    const outcome: TagOutcome = { unknown: [], expired: [] };
+    const now = this.#clock();
     for (const tag of tags) {
       const d = session.unacked.get(tag);
       if (d === undefined) {
-        unknown.push(tag);
+        (session.expiredTags.has(tag) ? outcome.expired : outcome.unknown).push(tag);
         continue;
       }
       session.unacked.delete(tag);
-      d.consumer.inflight--;
-      d.queue.unacked--;
+      this.#release(d);
       this.#markDirty(d.queue);
+      const queue = d.queue;
       if (action === 'ack') {
-        d.queue.stats.acked++;
+        queue.stats.acked++;
+        queue.bytes -= d.message.body.length;
         this.#batch.remove.push(d.message.id);
       } else if (action === 'nack' && opts.requeue !== false) {
-        d.queue.stats.nacked++;
-        this.#requeue(d.queue, d.message);
+        queue.stats.nacked++;
+        this.#requeue(queue, d.message, opts.reason, opts.delayMs === undefined || opts.delayMs === 0 ? 0 : now + opts.delayMs);
       } else {
-        d.queue.stats.rejected++;
-        this.#deadLetter(d.queue, d.message, action === 'reject' ? 'rejected' : 'nacked', opts.reason);
+        queue.stats.rejected++;
+        this.#deadLetter(queue, d.message, action === 'reject' ? 'rejected' : 'nacked', opts.reason);
       }
     }
     this.#scheduleFlush();
-    return unknown;
+    return outcome;
   }
 
-  /** Puts a delivered message back at the head of its lane, or dead-letters it past `maxDeliveries`. */
-  #requeue(queue: QueueState, message: MessageRecord): void {
+  /** Renews the leases of deliveries still held: they now run out `ms` from now (default: the queue's visibility timeout). */
+  extend(handle: EngineSession, tags: readonly number[], ms?: number): TagOutcome & { leaseExpiresAt: number } {
+    const session = handle as Session;
+    const outcome: TagOutcome = { unknown: [], expired: [] };
+    const now = this.#clock();
+    let leaseExpiresAt = 0;
+    for (const tag of tags) {
+      const d = session.unacked.get(tag);
+      if (d === undefined) {
+        (session.expiredTags.has(tag) ? outcome.expired : outcome.unknown).push(tag);
+        continue;
+      }
+      d.leaseExpiresAt = now + (ms ?? d.queue.options.visibilityTimeoutMs);
+      leaseExpiresAt = d.leaseExpiresAt;
+      this.#leases.update(d);
+    }
+    this.#armTimer();
+    return { ...outcome, leaseExpiresAt };
+  }
+
+  /**
+   * Puts a delivered message back: at the head of its lane, or delayed until
+   * `readyAt`; past `maxDeliveries` it is dead-lettered instead.
+   */
+  #requeue(queue: QueueState, message: MessageRecord, reason?: string, readyAt = 0): void {
     if (queue.deleted) return;
     const { maxDeliveries } = queue.options;
     if (maxDeliveries > 0 && message.deliveryCount >= maxDeliveries) {
-      this.#deadLetter(queue, message, 'delivery-limit');
+      this.#deadLetter(queue, message, 'delivery-limit', reason);
+      return;
+    }
+    if (readyAt > 0) {
+      queue.delayed++;
+      this.#batch.delay.push({ id: message.id, readyAt, deliveryCount: message.deliveryCount });
+      this.#noteDelayed(readyAt);
       return;
     }
     queue.lanes[message.priority]!.buffer.pushFront(message);
@@ -416,10 +700,12 @@ export class Engine {
     this.#markDirty(queue);
   }
 
-  /** Moves a message to the queue's dead-letter queue with `x-death-*` headers, or drops it. */
+  /** Moves a message (no longer counted as ready or unacked) to the dead-letter queue with `x-death-*` headers, or drops it. */
   #deadLetter(queue: QueueState, message: MessageRecord, reason: string, detail?: string): void {
     const target = queue.options.deadLetterQueue === null ? undefined : this.#queues.get(queue.options.deadLetterQueue);
     if (target === undefined || target === queue) {
+      queue.stats.dropped++;
+      queue.bytes -= message.body.length;
       this.#batch.remove.push(message.id);
       return;
     }
@@ -432,8 +718,14 @@ export class Engine {
       'x-death-time': this.#clock(),
     };
     if (detail !== undefined) headers['x-death-error'] = detail;
-    this.#batch.move.push({ id: message.id, toQueueId: target.id, headers });
-    this.#pendingMoves.push({ message, to: target, headers });
+    this.#move(queue, target, message, headers);
+  }
+
+  #move(from: QueueState, to: QueueState, message: MessageRecord, headers: MessageHeaders): void {
+    from.bytes -= message.body.length;
+    this.#batch.move.push({ id: message.id, toQueueId: to.id, headers });
+    this.#pendingMoves.push({ message, from, to, headers });
+    this.#scheduleFlush();
   }
 
   // ---- commit and dispatch ---------------------------------------------------
@@ -458,30 +750,50 @@ export class Engine {
 
   #commitNow(): void {
     const batch = this.#batch;
-    if (isBatchEmpty(batch)) return;
+    if (isBatchEmpty(batch) && this.#pendingPublishes.length === 0) return;
     const publishes = this.#pendingPublishes;
     const moves = this.#pendingMoves;
     this.#batch = emptyBatch();
     this.#pendingPublishes = [];
     this.#pendingMoves = [];
+    for (const p of publishes) {
+      if (p.enqueueIndex < 0) continue;
+      p.queue.pendingCount--;
+      p.queue.pendingBytes -= batch.enqueue[p.enqueueIndex]!.body.length;
+    }
     let result;
     try {
-      result = this.#store.write(batch);
+      result = isBatchEmpty(batch) ? { enqueued: [], moved: [] } : this.#store.write(batch);
     } catch (cause) {
       this.#log.error({ err: cause, publishes: publishes.length }, 'store write failed');
-      const error = new BrokerError('E_STORE_FAILED', `the store could not commit: ${(cause as Error).message}`, { cause });
-      for (const p of publishes) if (!p.session.closed) p.session.sink.publishFailed(p.seq, error);
+      const error = new BrokerError('E_STORE_FAILED', `the store could not commit: ${(cause as Error).message}`, { cause, retryAfterMs: 1000 });
+      for (const p of publishes) {
+        // Forget ids that were never stored, or a retry would be taken for a duplicate.
+        if (p.dedupId !== null) p.queue.dedup.delete(p.dedupId);
+        if (!p.session.closed) p.session.sink.publishFailed(p.seq, error);
+      }
       // Acks and delivery counts that did not commit are not lost: the rows stay and are redelivered after a restart.
       return;
     }
-    const confirmUpTo = new Map<Session, number>();
-    for (let i = 0; i < publishes.length; i++) {
-      const p = publishes[i]!;
-      const input = batch.enqueue[i]!;
-      const assigned = result.enqueued[i]!;
-      confirmUpTo.set(p.session, p.seq);
+    const confirms = new Map<Session, { upTo: number; duplicates: number[] }>();
+    for (const p of publishes) {
+      let c = confirms.get(p.session);
+      if (c === undefined) confirms.set(p.session, (c = { upTo: 0, duplicates: [] }));
+      c.upTo = p.seq;
+      if (p.enqueueIndex < 0) {
+        c.duplicates.push(p.seq);
+        continue;
+      }
+      const input = batch.enqueue[p.enqueueIndex]!;
+      const assigned = result.enqueued[p.enqueueIndex]!;
       p.queue.stats.published++;
       if (p.queue.deleted) continue;
+      p.queue.bytes += input.body.length;
+      if (input.readyAt > 0) {
+        p.queue.delayed++;
+        this.#noteDelayed(input.readyAt);
+        continue;
+      }
       this.#appendReady(p.queue, {
         id: assigned.id,
         queueId: input.queueId,
@@ -492,20 +804,17 @@ export class Engine {
         body: input.body,
         deliveryCount: 0,
         publishedAt: input.publishedAt,
+        expiresAt: input.expiresAt,
       });
+      if (p.queue.options.overflow === 'drop-oldest') this.#dropOverflow(p.queue);
     }
     for (let i = 0; i < moves.length; i++) {
       const m = moves[i]!;
       if (m.to.deleted) continue;
-      this.#appendReady(m.to, {
-        ...m.message,
-        queueId: m.to.id,
-        seq: result.moved[i]!.seq,
-        headers: m.headers,
-        deliveryCount: 0,
-      });
+      m.to.bytes += m.message.body.length;
+      this.#appendReady(m.to, { ...m.message, queueId: m.to.id, seq: result.moved[i]!.seq, headers: m.headers, deliveryCount: 0 });
     }
-    for (const [session, upTo] of confirmUpTo) if (!session.closed) session.sink.confirm(upTo);
+    for (const [session, c] of confirms) if (!session.closed) session.sink.confirm(c.upTo, c.duplicates);
   }
 
   /** A message that just entered a queue: buffered if its lane is caught up with the disk, else left there. */
@@ -521,53 +830,157 @@ export class Engine {
     this.#markDirty(queue);
   }
 
+  /** `drop-oldest`: while over a limit, the oldest ready message (lowest priority first) goes to the dead-letter queue or away. */
+  #dropOverflow(queue: QueueState): void {
+    const { maxLength, maxBytes } = queue.options;
+    const over = (): boolean =>
+      (maxLength > 0 && queue.ready + queue.delayed + queue.unacked + queue.pendingCount > maxLength) ||
+      (maxBytes > 0 && queue.bytes + queue.pendingBytes > maxBytes);
+    while (queue.ready > 0 && over()) {
+      let oldest: MessageRecord | undefined;
+      for (let p = 0; p < PRIORITY_LEVELS && oldest === undefined; p++) {
+        const lane = queue.lanes[p]!;
+        if (lane.buffer.length === 0 && lane.diskHasMore) this.#refill(queue, lane, p);
+        oldest = lane.buffer.popFront();
+      }
+      if (oldest === undefined) return;
+      queue.ready--;
+      this.#deadLetter(queue, oldest, 'maxlen');
+    }
+  }
+
   #dispatchDirty(): void {
     const dirty = this.#dirty;
     this.#dirty = new Set();
     for (const queue of dirty) if (!queue.deleted) this.#dispatch(queue);
     if (!isBatchEmpty(this.#batch)) this.#scheduleFlush();
+    this.#armTimer();
   }
 
-  /** Hands ready messages to consumers with free credit, round-robin. */
+  /** Hands ready messages to the consumers with the most free credit (round-robin among equals). */
   #dispatch(queue: QueueState): void {
     const consumers = queue.consumers;
-    while (queue.ready > 0 && consumers.length > 0) {
-      const consumer = this.#nextConsumerWithCredit(queue);
+    if (consumers.length === 0 || queue.ready === 0) return;
+    const now = this.#clock();
+    while (queue.ready > 0) {
+      const consumer = this.#pickConsumer(queue);
       if (consumer === undefined) return;
-      const message = this.#takeReady(queue);
+      const message = this.#takeDeliverable(queue, now);
       if (message === undefined) return;
       queue.ready--;
       const session = consumer.session;
-      const deliveryTag = session.nextDeliveryTag++;
+      const tag = session.nextDeliveryTag++;
       const deliveryCount = ++message.deliveryCount;
-      session.unacked.set(deliveryTag, { message, queue, consumer });
+      const d: UnackedDelivery = {
+        heapIndex: -1,
+        tag,
+        message,
+        queue,
+        consumer,
+        session,
+        leaseExpiresAt: now + queue.options.visibilityTimeoutMs,
+      };
+      session.unacked.set(tag, d);
+      this.#leases.push(d);
       consumer.inflight++;
+      if (consumer.prefetch === 0) consumer.credit--;
       queue.unacked++;
       queue.stats.delivered++;
       if (deliveryCount > 1) queue.stats.redelivered++;
       this.#batch.delivered.push({ id: message.id, deliveryCount });
       session.sink.deliver({
-        deliveryTag,
+        deliveryTag: tag,
         consumerTag: consumer.tag,
         queue: queue.name,
         message,
         deliveryCount,
         redelivered: deliveryCount > 1,
+        leaseExpiresAt: d.leaseExpiresAt,
       });
     }
   }
 
-  #nextConsumerWithCredit(queue: QueueState): Consumer | undefined {
+  #pickConsumer(queue: QueueState): Consumer | undefined {
     const consumers = queue.consumers;
-    for (let i = 0; i < consumers.length; i++) {
-      const index = (queue.nextConsumer + i) % consumers.length;
-      const consumer = consumers[index]!;
-      if (consumer.inflight < consumer.prefetch) {
-        queue.nextConsumer = (index + 1) % consumers.length;
-        return consumer;
+    const n = consumers.length;
+    let best: Consumer | undefined;
+    let bestFree = 0;
+    let bestIndex = 0;
+    for (let i = 0; i < n; i++) {
+      const index = (queue.nextConsumer + i) % n;
+      const c = consumers[index]!;
+      const free = c.prefetch > 0 ? c.prefetch - c.inflight : c.credit;
+      if (free > bestFree) {
+        best = c;
+        bestFree = free;
+        bestIndex = index;
       }
     }
+    if (best !== undefined) queue.nextConsumer = (bestIndex + 1) % n;
+    return best;
+  }
+
+  /**
+   * The next message that may be delivered now: expired ones are dead-lettered
+   * on the way, and rate limits hold back what is over its rate (the timer
+   * looks again when a slot frees).
+   */
+  #takeDeliverable(queue: QueueState, now: number): MessageRecord | undefined {
+    if (queue.limiter !== null) {
+      if (queue.limiter.nextAt() > now) {
+        this.#waitForRate(queue, queue.limiter.nextAt());
+        return undefined;
+      }
+      const message = this.#takeUnexpired(queue, now);
+      if (message !== undefined) queue.limiter.tryTake(now);
+      return message;
+    }
+    if (queue.keyLimiters !== null) return this.#takeKeyed(queue, queue.keyLimiters, now);
+    return this.#takeUnexpired(queue, now);
+  }
+
+  #takeKeyed(queue: QueueState, limiters: Map<string, RateLimiter>, now: number): MessageRecord | undefined {
+    const header = queue.options.rateLimitKey!;
+    const limiterFor = (key: string): RateLimiter => {
+      let l = limiters.get(key);
+      if (l === undefined) limiters.set(key, (l = new RateLimiter(rateOf(queue.options)!)));
+      return l;
+    };
+    // Held-back keys first, so each key stays FIFO.
+    for (const [key, held] of queue.throttled) {
+      if (!limiterFor(key).tryTake(now)) continue;
+      const message = held.popFront()!;
+      queue.throttledCount--;
+      if (held.length === 0) queue.throttled.delete(key);
+      return message;
+    }
+    while (queue.throttledCount < this.#laneBufferSize) {
+      const message = this.#takeUnexpired(queue, now);
+      if (message === undefined) break;
+      const key = String(message.headers?.[header] ?? '');
+      if (!queue.throttled.has(key) && limiterFor(key).tryTake(now)) return message;
+      let held = queue.throttled.get(key);
+      if (held === undefined) queue.throttled.set(key, (held = new Deque()));
+      held.pushBack(message);
+      queue.throttledCount++;
+    }
+    let wakeAt = Infinity;
+    for (const key of queue.throttled.keys()) wakeAt = Math.min(wakeAt, limiterFor(key).nextAt());
+    if (wakeAt < Infinity) this.#waitForRate(queue, wakeAt);
+    for (const [key, l] of limiters) if (l.idle(now) && !queue.throttled.has(key)) limiters.delete(key);
     return undefined;
+  }
+
+  /** The next ready message that has not expired; expired ones go to the dead-letter queue or away. */
+  #takeUnexpired(queue: QueueState, now: number): MessageRecord | undefined {
+    for (;;) {
+      const message = this.#takeReady(queue);
+      if (message === undefined) return undefined;
+      if (message.expiresAt === null || message.expiresAt > now) return message;
+      queue.ready--;
+      queue.stats.expired++;
+      this.#deadLetter(queue, message, 'expired');
+    }
   }
 
   /** The next ready message: highest priority first, FIFO within one; refills lanes from disk. */
@@ -588,14 +1001,100 @@ export class Engine {
     lane.diskHasMore = rows.length === this.#laneBufferSize;
   }
 
+  // ---- the timer: leases, delays, rate limits, dedup -------------------------
+
+  #noteDelayed(readyAt: number): void {
+    if (this.#nextDelayedAt === null || readyAt < this.#nextDelayedAt) this.#nextDelayedAt = readyAt;
+    this.#armTimer();
+  }
+
+  #waitForRate(queue: QueueState, at: number): void {
+    const current = this.#rateWaits.get(queue);
+    if (current === undefined || at < current) this.#rateWaits.set(queue, at);
+  }
+
+  /** Sets the one engine timer to the earliest moment anything is due. */
+  #armTimer(): void {
+    if (this.#closed) return;
+    let at = this.#nextDedupPruneAt;
+    const lease = this.#leases.peek();
+    if (lease !== undefined) at = Math.min(at, lease.leaseExpiresAt);
+    if (this.#nextDelayedAt !== null) at = Math.min(at, this.#nextDelayedAt);
+    for (const wake of this.#rateWaits.values()) at = Math.min(at, wake);
+    if (this.#timer !== null && at >= this.#timerAt) return;
+    if (this.#timer !== null) clearTimeout(this.#timer);
+    this.#timerAt = at;
+    this.#timer = setTimeout(() => this.#onTimer(), Math.max(0, at - this.#clock()));
+    this.#timer.unref();
+  }
+
+  #onTimer(): void {
+    this.#timer = null;
+    this.#timerAt = Infinity;
+    if (this.#closed) return;
+    const now = this.#clock();
+    this.#expireLeases(now);
+    if (this.#nextDelayedAt !== null && this.#nextDelayedAt <= now) this.#promoteDelayed(now);
+    for (const [queue, at] of this.#rateWaits) {
+      if (at > now) continue;
+      this.#rateWaits.delete(queue);
+      this.#markDirty(queue);
+    }
+    if (now >= this.#nextDedupPruneAt) {
+      this.#nextDedupPruneAt = now + DEDUP_PRUNE_INTERVAL_MS;
+      this.#store.pruneDedup(now);
+    }
+    this.#dispatchDirty();
+  }
+
+  /** Deliveries whose lease ran out go back to ready, redelivered; a late ack for them is refused. */
+  #expireLeases(now: number): void {
+    for (let d = this.#leases.peek(); d !== undefined && d.leaseExpiresAt <= now; d = this.#leases.peek()) {
+      this.#leases.pop();
+      d.session.unacked.delete(d.tag);
+      d.session.rememberExpired(d.tag);
+      d.consumer.inflight--;
+      d.queue.unacked--;
+      d.queue.stats.leaseExpired++;
+      this.#log.debug({ queue: d.queue.name, lateMs: now - d.leaseExpiresAt }, 'lease expired');
+      this.#requeue(d.queue, d.message, 'lease expired');
+    }
+  }
+
+  /** Makes due delayed messages ready; commits pending writes first so none is missed. */
+  #promoteDelayed(now: number): void {
+    this.#commitNow();
+    for (;;) {
+      const rows = this.#store.promoteDelayed({ now, limit: PROMOTE_BATCH });
+      for (const row of rows) {
+        const queue = this.#queuesById.get(row.queueId);
+        if (queue === undefined) continue;
+        queue.delayed--;
+        this.#appendReady(queue, row);
+      }
+      if (rows.length < PROMOTE_BATCH) break;
+    }
+    this.#nextDelayedAt = this.#store.nextDelayedAt();
+  }
+
   // ---- introspection and shutdown -------------------------------------------
 
   /** Per-queue depth and counters, for metrics and the management API. */
-  queueStats(): Array<{ name: string; ready: number; unacked: number; consumers: number; stats: Readonly<QueueStats> }> {
+  queueStats(): Array<{
+    name: string;
+    ready: number;
+    delayed: number;
+    unacked: number;
+    bytes: number;
+    consumers: number;
+    stats: Readonly<QueueStats>;
+  }> {
     return [...this.#queues.values()].map((q) => ({
       name: q.name,
       ready: q.ready,
+      delayed: q.delayed,
       unacked: q.unacked,
+      bytes: q.bytes,
       consumers: q.consumers.length,
       stats: q.stats,
     }));
@@ -610,5 +1109,8 @@ export class Engine {
     if (this.#closed) return;
     this.#commitNow();
     this.#closed = true;
+    if (this.#timer !== null) clearTimeout(this.#timer);
   }
 }
+
+export type { DedupEntry };

@@ -8,6 +8,10 @@ import { handleQueueDeclare } from './queue-declare.js';
 import { handleQueueDelete } from './queue-delete.js';
 import { handleQueuePurge } from './queue-purge.js';
 import { handleSettle } from './settle.js';
+import { handleExtend } from './extend.js';
+import { handleConsumerUpdate } from './consumer-update.js';
+import { handlePull } from './pull.js';
+import { handleQueueRedrive } from './queue-redrive.js';
 
 export const handlers: { [T in FrameType]?: (ctx: ConnectionContext, frame: FrameOf<T>) => void } = {
   heartbeat: () => {},
@@ -20,4 +24,8 @@ export const handlers: { [T in FrameType]?: (ctx: ConnectionContext, frame: Fram
   ack: handleSettle,
   nack: handleSettle,
   reject: handleSettle,
+  extend: handleExtend,
+  'consumer.update': handleConsumerUpdate,
+  pull: handlePull,
+  'queue.redrive': handleQueueRedrive,
 };

@@ -1,5 +1,6 @@
 import type { FrameOf } from '../../protocol/index.js';
 import type { ConnectionContext } from '../connection.js';
+import type { PublishInput } from '../engine/engine.js';
 
 /** publish → confirm after commit, or publish.nack now [PROTO §5.4]. */
 export function handlePublish(ctx: ConnectionContext, frame: FrameOf<'publish'>): void {
@@ -13,12 +14,17 @@ export function handlePublish(ctx: ConnectionContext, frame: FrameOf<'publish'>)
     return;
   }
   ctx.lastPublishSeq = frame.seq;
-  const input: Parameters<ConnectionContext['engine']['publish']>[1] = { seq: frame.seq, queue: frame.queue, body: frame.body };
+  const input: PublishInput = { seq: frame.seq, queue: frame.queue, body: frame.body };
   if (frame.messageId !== undefined) input.messageId = frame.messageId;
   if (frame.headers !== undefined) input.headers = frame.headers;
   if (frame.priority !== undefined) input.priority = frame.priority;
+  if (frame.delayMs !== undefined) input.delayMs = frame.delayMs;
+  if (frame.notBefore !== undefined) input.notBefore = frame.notBefore;
+  if (frame.ttlMs !== undefined) input.ttlMs = frame.ttlMs;
   const refused = ctx.engine.publish(ctx.session, input);
   if (refused !== null) {
-    ctx.send({ type: 'publish.nack', seq: frame.seq, code: refused.code, message: refused.message });
+    const nack: FrameOf<'publish.nack'> = { type: 'publish.nack', seq: frame.seq, code: refused.code, message: refused.message };
+    if (refused.retryAfterMs !== undefined) nack.retryAfterMs = refused.retryAfterMs;
+    ctx.send(nack);
   }
 }

@@ -74,7 +74,7 @@ describe('publish and consume', () => {
     t.after(() => conn.close());
     await conn.assertQueue('bulk');
     let maxUnconfirmed = 0;
-    const publishes: Array<Promise<void>> = [];
+    const publishes: Array<Promise<unknown>> = [];
     for (let i = 0; i < 5000; i++) {
       publishes.push(conn.publish('bulk', new Uint8Array(64)));
       maxUnconfirmed = Math.max(maxUnconfirmed, conn.unconfirmed);
