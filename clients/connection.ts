@@ -287,7 +287,7 @@ class ClientConnection implements Connection {
   #onError(frame: FrameOf<'error'>): void {
     const error = new BrokerError(isErrorCode(frame.code) ? frame.code : 'E_INTERNAL', frame.message);
     // A refused ack/nack/reject names its tags, so only those messages' promises reject.
-    if (frame.deliveryTags !== undefined) Object.assign(error, { deliveryTags: frame.deliveryTags });
+    if (frame.deliveryTags !== undefined) Object.assign(error, { deliveryTags: frame.deliveryTags, expiredTags: frame.expiredTags ?? [] });
     if (this.#welcome !== undefined) {
       this.#welcome.reject(error);
       this.#welcome = undefined;
@@ -443,10 +443,14 @@ class ClientConnection implements Connection {
           for (const r of group) r.resolve();
         },
         reject: (error) => {
-          const refused = new Set((error as BrokerError & { deliveryTags?: number[] }).deliveryTags ?? []);
+          const detail = error as BrokerError & { deliveryTags?: number[]; expiredTags?: number[] };
+          const refused = new Set(detail.deliveryTags ?? []);
+          const expired = new Set(detail.expiredTags ?? []);
           for (const r of group) {
-            if (refused.size === 0 || refused.has(r.deliveryTag)) r.reject(error);
-            else r.resolve();
+            if (refused.size > 0 && !refused.has(r.deliveryTag)) r.resolve();
+            else if (expired.has(r.deliveryTag)) r.reject(new BrokerError('E_LEASE_EXPIRED', error.message));
+            else if (expired.size > 0) r.reject(new BrokerError('E_DELIVERY_UNKNOWN', error.message));
+            else r.reject(error);
           }
         },
       });

@@ -125,6 +125,8 @@ export const HeaderSchemas = {
     retryable: Type.Optional(Type.Boolean()),
     /** For a refused ack/nack/reject: the delivery tags that were unknown or already settled. */
     deliveryTags: Type.Optional(Type.Array(Type.Integer({ minimum: 1 }))),
+    /** The subset of `deliveryTags` refused because their lease expired (the rest were unknown). */
+    expiredTags: Type.Optional(Type.Array(Type.Integer({ minimum: 1 }))),
   }),
   'queue.declare': Type.Object({ ref: Ref, queue: QueueName, options: Type.Optional(QueueOptionsSchema) }),
   'queue.delete': Type.Object({

@@ -47,14 +47,21 @@ export async function startBroker(input: Partial<BrokerOptions> = {}): Promise<B
     reply.header('content-type', registry.contentType);
     return registry.metrics();
   });
+  // The management API changes state: with a token configured it wants `Authorization: Bearer <token>`.
+  app.addHook('onRequest', async (req, reply) => {
+    if (options.token === null || !req.url.startsWith('/api/')) return;
+    if (req.headers.authorization !== `Bearer ${options.token}`) {
+      await reply.code(401).send({ code: 'E_AUTH_FAILED', message: 'the management API needs "Authorization: Bearer <token>"' });
+    }
+  });
   app.get('/api/queues', async () => ({ queues: engine.queueStats() }));
   app.post<{ Params: { name: string }; Querystring: { to?: string; limit?: string } }>('/api/queues/:name/redrive', async (req, reply) => {
     try {
       const opts: { to?: string; limit?: number } = {};
       if (req.query.to !== undefined) opts.to = req.query.to;
       if (req.query.limit !== undefined) opts.limit = Number(req.query.limit);
-      if (opts.limit !== undefined && !(Number.isSafeInteger(opts.limit) && opts.limit > 0)) {
-        return await reply.code(400).send({ code: 'E_INVALID_ARGUMENT', message: '"limit" must be a positive integer' });
+      if (opts.limit !== undefined && !(Number.isSafeInteger(opts.limit) && opts.limit > 0 && opts.limit <= 1_000_000)) {
+        return await reply.code(400).send({ code: 'E_INVALID_ARGUMENT', message: '"limit" must be an integer from 1 to 1000000' });
       }
       return { moved: engine.redrive(req.params.name, opts) };
     } catch (err) {

@@ -126,7 +126,7 @@ export function openSqliteStore(options: SqliteStoreOptions): Store {
     deleteQueueDedup: db.prepare('DELETE FROM dedup WHERE queue_id = ?'),
     remove: db.prepare('DELETE FROM messages WHERE id = ?'),
     delivered: db.prepare('UPDATE messages SET delivery_count = ? WHERE id = ?'),
-    move: db.prepare('UPDATE messages SET queue_id = ?, seq = ?, state = 0, delivery_count = 0, headers = ? WHERE id = ?'),
+    move: db.prepare('UPDATE messages SET queue_id = ?, seq = ?, state = 0, delivery_count = 0, expires_at = NULL, headers = ? WHERE id = ?'),
     loadReady: db.prepare(
       `SELECT id, queue_id, seq, priority, message_id, headers, body, delivery_count, published_at, expires_at
        FROM messages WHERE queue_id = ? AND state = 0 AND priority = ? AND seq > ? ORDER BY seq LIMIT ?`,

@@ -54,7 +54,7 @@ export interface DedupEntry {
   expiresAt: number;
 }
 
-/** A message moved to another queue (dead-lettering): it gets a new `seq` there. */
+/** A message moved to another queue (dead-lettering, redrive): it gets a new `seq` there, and no expiry. */
 export interface MoveMessage {
   id: number;
   toQueueId: number;

@@ -792,6 +792,7 @@ export class Engine {
       if (input.readyAt > 0) {
         p.queue.delayed++;
         this.#noteDelayed(input.readyAt);
+        if (p.queue.options.overflow === 'drop-oldest') this.#dropOverflow(p.queue);
         continue;
       }
       this.#appendReady(p.queue, {
@@ -812,7 +813,14 @@ export class Engine {
       const m = moves[i]!;
       if (m.to.deleted) continue;
       m.to.bytes += m.message.body.length;
-      this.#appendReady(m.to, { ...m.message, queueId: m.to.id, seq: result.moved[i]!.seq, headers: m.headers, deliveryCount: 0 });
+      this.#appendReady(m.to, {
+        ...m.message,
+        queueId: m.to.id,
+        seq: result.moved[i]!.seq,
+        headers: m.headers,
+        deliveryCount: 0,
+        expiresAt: null,
+      });
     }
     for (const [session, c] of confirms) if (!session.closed) session.sink.confirm(c.upTo, c.duplicates);
   }
@@ -948,11 +956,17 @@ export class Engine {
     };
     // Held-back keys first, so each key stays FIFO.
     for (const [key, held] of queue.throttled) {
-      if (!limiterFor(key).tryTake(now)) continue;
-      const message = held.popFront()!;
-      queue.throttledCount--;
-      if (held.length === 0) queue.throttled.delete(key);
-      return message;
+      while (held.length > 0 && limiterFor(key).nextAt() <= now) {
+        const message = held.popFront()!;
+        queue.throttledCount--;
+        if (held.length === 0) queue.throttled.delete(key);
+        if (message.expiresAt !== null && message.expiresAt <= now) {
+          this.#expire(queue, message);
+          continue;
+        }
+        limiterFor(key).tryTake(now);
+        return message;
+      }
     }
     while (queue.throttledCount < this.#laneBufferSize) {
       const message = this.#takeUnexpired(queue, now);
@@ -977,10 +991,14 @@ export class Engine {
       const message = this.#takeReady(queue);
       if (message === undefined) return undefined;
       if (message.expiresAt === null || message.expiresAt > now) return message;
-      queue.ready--;
-      queue.stats.expired++;
-      this.#deadLetter(queue, message, 'expired');
+      this.#expire(queue, message);
     }
+  }
+
+  #expire(queue: QueueState, message: MessageRecord): void {
+    queue.ready--;
+    queue.stats.expired++;
+    this.#deadLetter(queue, message, 'expired');
   }
 
   /** The next ready message: highest priority first, FIFO within one; refills lanes from disk. */

@@ -28,29 +28,24 @@ export function replyToTags(
   outcome: TagOutcome,
   okFields: { leaseExpiresAt?: number } = {},
 ): void {
+  const { expired, unknown } = outcome;
+  if (expired.length === 0 && unknown.length === 0) {
+    if (ref !== undefined) ctx.replyOk(ref, okFields);
+    return;
+  }
+  // One error frame per request, so a ref is answered once; `expiredTags` tells the two kinds apart.
   const list = (tags: number[]): string => `${tags.slice(0, 10).join(', ')}${tags.length > 10 ? ', …' : ''}`;
-  const refusals: Array<FrameOf<'error'>> = [];
-  if (outcome.expired.length > 0) {
-    refusals.push({
-      type: 'error',
-      code: 'E_LEASE_EXPIRED',
-      message: `${verb}: the lease of delivery tags ${list(outcome.expired)} expired; the message was handed out again (extend long tasks with extend)`,
-      retryable: false,
-      deliveryTags: outcome.expired,
-    });
-  }
-  if (outcome.unknown.length > 0) {
-    refusals.push({
-      type: 'error',
-      code: 'E_DELIVERY_UNKNOWN',
-      message: `${verb}: delivery tags ${list(outcome.unknown)} are unknown or already settled on this connection`,
-      retryable: false,
-      deliveryTags: outcome.unknown,
-    });
-  }
-  for (const error of refusals) {
-    if (ref !== undefined) error.ref = ref;
-    ctx.send(error);
-  }
-  if (refusals.length === 0 && ref !== undefined) ctx.replyOk(ref, okFields);
+  const parts: string[] = [];
+  if (expired.length > 0) parts.push(`the lease of delivery tags ${list(expired)} expired and the message was handed out again (extend long tasks)`);
+  if (unknown.length > 0) parts.push(`delivery tags ${list(unknown)} are unknown or already settled on this connection`);
+  const error: FrameOf<'error'> = {
+    type: 'error',
+    code: expired.length > 0 ? 'E_LEASE_EXPIRED' : 'E_DELIVERY_UNKNOWN',
+    message: `${verb}: ${parts.join('; ')}`,
+    retryable: false,
+    deliveryTags: [...expired, ...unknown],
+  };
+  if (expired.length > 0) error.expiredTags = expired;
+  if (ref !== undefined) error.ref = ref;
+  ctx.send(error);
 }

@@ -72,3 +72,55 @@ describe('kill -9', () => {
     t.diagnostic(`published ${published}, confirmed ${confirmed.size}, delivered after restart ${delivered.size}`);
   });
 });
+
+describe('kill -9 with messages in every state', () => {
+  it('keeps a delayed, a leased and a dead-lettered message, and remembered ids, in the state they were in', async (t) => {
+    const dataDir = tempDir(t);
+    const first = await spawnServer(dataDir);
+    t.after(() => first.child.kill('SIGKILL'));
+    const conn = await connect(first.url);
+    await conn.assertQueue('work', { deadLetterQueue: 'work.dlq', visibilityTimeoutMs: 60_000 });
+    const delayedUntil = Date.now() + 1500;
+    await conn.publish('work', 'delayed', { notBefore: delayedUntil, messageId: 'd-1' });
+    await conn.publish('work', 'leased');
+    await conn.publish('work', 'poison');
+    let leased = false;
+    await conn.consume('work', async (m) => {
+      if (m.text() === 'poison') await m.reject({ reason: 'bad input' });
+      else {
+        leased = true;
+        await new Promise(() => {}); // held under a 60 s lease when the broker dies
+      }
+    });
+    await waitFor(() => leased, { what: 'the leased delivery' });
+    const http = first.url.replace('ws://', 'http://');
+    await waitFor(async () => {
+      const { queues } = (await (await fetch(`${http}/api/queues`)).json()) as { queues: Array<{ name: string; ready: number }> };
+      return queues.find((q) => q.name === 'work.dlq')?.ready === 1;
+    }, { what: 'the dead letter' });
+    first.child.kill('SIGKILL');
+    await first.exited;
+    await conn.closed;
+
+    const second = await spawnServer(dataDir);
+    t.after(() => second.child.kill('SIGKILL'));
+    const again = await connect(second.url);
+    t.after(() => again.close());
+    // The id of the delayed message is still remembered.
+    assert.deepEqual(await again.publish('work', 'delayed', { messageId: 'd-1' }), { duplicate: true });
+    const got: Array<{ body: string; at: number; redelivered: boolean }> = [];
+    await again.consume('work', (m) => {
+      got.push({ body: m.text(), at: Date.now(), redelivered: m.redelivered });
+    });
+    // The leased message is deliverable at once, without waiting out its 60 s lease.
+    await waitFor(() => got.some((g) => g.body === 'leased'), { timeoutMs: 5000, what: 'the leased message' });
+    assert.equal(got.find((g) => g.body === 'leased')!.redelivered, true);
+    await waitFor(() => got.some((g) => g.body === 'delayed'), { timeoutMs: 10_000, what: 'the delayed message' });
+    assert.ok(got.find((g) => g.body === 'delayed')!.at >= delayedUntil, 'the delayed message came early');
+    const dead = await new Promise<{ reason: unknown; error: unknown }>((resolve) =>
+      void again.consume('work.dlq', (m) => resolve({ reason: m.headers['x-death-reason'], error: m.headers['x-death-error'] })),
+    );
+    assert.deepEqual(dead, { reason: 'rejected', error: 'bad input' });
+    assert.equal(got.length, 2);
+  });
+});

@@ -78,9 +78,9 @@ const bytes = (...values: number[]): Uint8Array => new Uint8Array(values);
 /** One frame of every type, with its optional fields set, so the round trip covers them all. */
 const SAMPLES: { [T in FrameType]: Frame & { type: T } } = {
   hello: { type: 'hello', version: 1, token: 's3cret', heartbeatMs: 5000, client: 'test-client/1.0' },
-  welcome: { type: 'welcome', version: 1, connectionId: '6f1c0a7e-3c1e-4a55-9b39-0d5a1c2b3e4f', heartbeatMs: 2500, maxFrameBytes: 2097152, maxBodyBytes: 1048576 },
+  welcome: { type: 'welcome', version: 1, connectionId: '6f1c0a7e-3c1e-4a55-9b39-0d5a1c2b3e4f', heartbeatMs: 2500, maxFrameBytes: 2097152, maxBodyBytes: 1048576, maxHeaderBytes: 65536 },
   heartbeat: { type: 'heartbeat' },
-  ok: { type: 'ok', ref: 7, messages: 12, consumers: 2 },
+  ok: { type: 'ok', ref: 7, messages: 12, consumers: 2, leaseExpiresAt: 1_700_000_030_000 },
   error: { type: 'error', ref: 9, code: 'E_DELIVERY_UNKNOWN', message: 'ack: delivery tags 4, 5 are unknown', retryable: false, deliveryTags: [4, 5] },
   'queue.declare': {
     type: 'queue.declare',
@@ -147,6 +147,48 @@ describe('encode and decode round trip', () => {
       assert.deepEqual(frames, [frame]);
     });
   }
+
+  it('round-trips a queue.declare with every queue option set', () => {
+    const frame: Frame = {
+      type: 'queue.declare',
+      ref: 1,
+      queue: 'orders',
+      options: {
+        visibilityTimeoutMs: 60_000,
+        maxDeliveries: 3,
+        deadLetterQueue: 'orders.dlq',
+        messageTtlMs: 3_600_000,
+        maxLength: 10_000,
+        maxBytes: 64 * 1024 * 1024,
+        overflow: 'drop-oldest',
+        dedupWindowMs: 0,
+        rateLimit: '2.5/s',
+        rateLimitKey: 'tenant',
+      },
+    };
+    const { frames, errors } = decode(encodeFrames([frame]));
+    assert.deepEqual(errors, []);
+    assert.deepEqual(frames, [frame]);
+  });
+
+  it('accepts prefetch 0 (pull mode) in consume and consumer.update', () => {
+    const frames: Frame[] = [
+      { type: 'consume', ref: 1, queue: 'q', consumerTag: 'c', prefetch: 0 },
+      { type: 'consumer.update', ref: 2, consumerTag: 'c', prefetch: 0 },
+    ];
+    assert.deepEqual(decode(encodeFrames(frames)), { frames, errors: [], events: frames.map((frame) => ({ frame })) });
+  });
+
+  it('round-trips the frames whose ref is optional without one', () => {
+    const frames: Frame[] = [
+      { type: 'ack', deliveryTags: [1] },
+      { type: 'extend', deliveryTags: [1, 2] },
+      { type: 'pull', consumerTag: 'c', count: 65_535 },
+    ];
+    const { frames: decoded, errors } = decode(encodeFrames(frames));
+    assert.deepEqual(errors, []);
+    assert.deepEqual(decoded, frames);
+  });
 
   it('round-trips a publish with only its required fields and an empty body', () => {
     const frame: Frame = { type: 'publish', seq: 1, queue: 'q', body: new Uint8Array(0) };
@@ -398,6 +440,23 @@ describe('header validation', () => {
     { name: 'a header value that is an object', op: Op.publish, header: { seq: 1, queue: 'q', headers: { a: { b: 1 } } }, field: '/headers/a' },
     { name: 'an unknown queue option', op: Op['queue.declare'], header: { ref: 1, queue: 'q', options: { ttlMs: 5 } }, field: '/options/ttlMs' },
     { name: 'a visibility timeout under 100 ms', op: Op['queue.declare'], header: { ref: 1, queue: 'q', options: { visibilityTimeoutMs: 99 } }, field: '/options/visibilityTimeoutMs' },
+    { name: 'a misspelt queue option', op: Op['queue.declare'], header: { ref: 1, queue: 'q', options: { maxLenght: 5 } }, field: '/options/maxLenght' },
+    { name: 'an overflow that is not a known policy', op: Op['queue.declare'], header: { ref: 1, queue: 'q', options: { overflow: 'drop-newest' } }, field: '/options/overflow' },
+    { name: 'a rate limit per day', op: Op['queue.declare'], header: { ref: 1, queue: 'q', options: { rateLimit: '10/d' } }, field: '/options/rateLimit' },
+    { name: 'a dedup window over 24 h', op: Op['queue.declare'], header: { ref: 1, queue: 'q', options: { dedupWindowMs: 86_400_001 } }, field: '/options/dedupWindowMs' },
+    { name: 'a negative maxLength', op: Op['queue.declare'], header: { ref: 1, queue: 'q', options: { maxLength: -1 } }, field: '/options/maxLength' },
+    { name: 'a publish delay over 10 years', op: Op.publish, header: { seq: 1, queue: 'q', delayMs: 315_360_000_001 }, field: '/delayMs' },
+    { name: 'a notBefore past the largest date', op: Op.publish, header: { seq: 1, queue: 'q', notBefore: 8.64e15 + 1 }, field: '/notBefore' },
+    { name: 'a negative ttlMs', op: Op.publish, header: { seq: 1, queue: 'q', ttlMs: -1 }, field: '/ttlMs' },
+    { name: 'a nack delay that is not an integer', op: Op.nack, header: { deliveryTags: [1], delayMs: 1.5 }, field: '/delayMs' },
+    { name: 'an extend of 0 ms', op: Op.extend, header: { deliveryTags: [1], ms: 0 }, field: '/ms' },
+    { name: 'an extend over 7 days', op: Op.extend, header: { deliveryTags: [1], ms: 604_800_001 }, field: '/ms' },
+    { name: 'an extend without tags', op: Op.extend, header: { ref: 1 }, field: '/deliveryTags' },
+    { name: 'a pull of 0', op: Op.pull, header: { consumerTag: 'c', count: 0 }, field: '/count' },
+    { name: 'a pull over 65535', op: Op.pull, header: { consumerTag: 'c', count: 65_536 }, field: '/count' },
+    { name: 'a consumer.update without ref', op: Op['consumer.update'], header: { consumerTag: 'c', prefetch: 1 }, field: '/ref' },
+    { name: 'a redrive limit of 0', op: Op['queue.redrive'], header: { ref: 1, queue: 'dlq', limit: 0 }, field: '/limit' },
+    { name: 'a redrive target with a space', op: Op['queue.redrive'], header: { ref: 1, queue: 'dlq', to: 'a b' }, field: '/to' },
     { name: 'a hello version of 0', op: Op.hello, header: { version: 0 }, field: '/version' },
     { name: 'an error frame without code', op: Op.error, header: { message: 'm' }, field: '/code' },
   ];
