@@ -187,10 +187,17 @@ export class FrameWriter {
   count = 0;
 
   push(frame: Frame): void {
-    const { type, ...fields } = frame as Frame & { body?: Uint8Array };
-    const body = fields.body;
-    if (body !== undefined) delete fields.body;
-    const json = JSON.stringify(fields);
+    const { type, body, ...fields } = frame as Frame & { body?: Uint8Array };
+    this.pushParts(type, fields, body);
+  }
+
+  /**
+   * Writes one frame from its parts: `header` holds the JSON fields only (no
+   * `type`, no `body`). The hot paths (publish, deliver) use this to skip
+   * building a whole frame object.
+   */
+  pushParts(type: FrameType, header: object, body?: Uint8Array): void {
+    const json = JSON.stringify(header);
     const bodyLength = body?.length ?? 0;
     // UTF-8 needs at most 3 bytes per UTF-16 unit.
     this.#reserve(FRAME_OVERHEAD_BYTES + json.length * 3 + bodyLength);

@@ -183,6 +183,10 @@ export class Connection implements ConnectionContext, SessionSink {
   send(frame: Frame): void {
     if (this.#closed) return;
     this.#writer.push(frame);
+    this.#afterPush();
+  }
+
+  #afterPush(): void {
     if (this.#writer.length >= SEND_CHUNK_BYTES) {
       this.#flush();
       return;
@@ -223,21 +227,22 @@ export class Connection implements ConnectionContext, SessionSink {
 
   deliver(d: Delivery): void {
     const m = d.message;
-    const frame: FrameOf<'deliver'> = {
-      type: 'deliver',
+    // The hottest frame: its header is built directly, in one shape, without the body.
+    const header: Omit<FrameOf<'deliver'>, 'type' | 'body'> = {
       consumerTag: d.consumerTag,
       deliveryTag: d.deliveryTag,
       queue: d.queue,
       deliveryCount: d.deliveryCount,
       redelivered: d.redelivered,
       publishedAt: m.publishedAt,
-      body: m.body,
+      leaseExpiresAt: d.leaseExpiresAt,
     };
-    if (m.messageId !== null) frame.messageId = m.messageId;
-    if (m.headers !== null) frame.headers = m.headers;
-    if (m.priority !== 0) frame.priority = m.priority;
-    frame.leaseExpiresAt = d.leaseExpiresAt;
-    this.send(frame);
+    if (m.messageId !== null) header.messageId = m.messageId;
+    if (m.headers !== null) header.headers = m.headers;
+    if (m.priority !== 0) header.priority = m.priority;
+    if (this.#closed) return;
+    this.#writer.pushParts('deliver', header, m.body);
+    this.#afterPush();
   }
 
   confirm(upTo: number, duplicates: number[]): void {

@@ -144,6 +144,17 @@ export function openSqliteStore(options: SqliteStoreOptions): Store {
     createdAt: row.created_at,
   });
 
+  // Only new messages need their commit on disk before the reply (the confirm). A batch of
+  // acks, delivery counts and moves commits without fsync: losing it in a power cut means
+  // redelivery, which at-least-once allows, and WAL with NORMAL never corrupts. The next
+  // FULL commit fsyncs the WAL file, and with it every frame before.
+  let synchronous: Durability = durability;
+  const setSynchronous = (level: Durability): void => {
+    if (level === synchronous) return;
+    db.pragma(`synchronous = ${level.toUpperCase()}`);
+    synchronous = level;
+  };
+
   const writeTx = db.transaction((batch: WriteBatch): WriteResult => {
     const enqueued: WriteResult['enqueued'] = [];
     const moved: WriteResult['moved'] = [];
@@ -208,6 +219,7 @@ export function openSqliteStore(options: SqliteStoreOptions): Store {
     },
     write(batch) {
       const saved = { nextId, nextSeq };
+      setSynchronous(batch.enqueue.length > 0 ? durability : 'normal');
       try {
         return writeTx(batch);
       } catch (err) {

@@ -741,11 +741,20 @@ export class Engine {
     setImmediate(() => this.flush());
   }
 
-  /** Commits the current batch, confirms its publishes, then dispatches. Runs once per turn. */
+  /**
+   * Runs once per turn: dispatches into the credit that settles freed (that needs
+   * no commit), commits the batch, confirms its publishes, then dispatches what
+   * the commit made ready.
+   */
   flush(): void {
     this.#flushScheduled = false;
-    this.#commitNow();
     this.#dispatchDirty();
+    // Front ends send what the first dispatch produced in microtasks queued during it; the
+    // commit is queued after them, so those deliveries leave before the commit blocks.
+    queueMicrotask(() => {
+      this.#commitNow();
+      this.#dispatchDirty();
+    });
   }
 
   #commitNow(): void {

@@ -1,0 +1,532 @@
+/**
+ * Behaviour every {@link Store} must have, written against the interface only.
+ * Run it against each implementation: `storeConformance('sqlite', (t) => openSqliteStore(...))`.
+ * `open(t)` returns a fresh, empty store and registers its own cleanup on `t`.
+ */
+import assert from 'node:assert/strict';
+import { describe, it, type TestContext } from 'node:test';
+import { emptyBatch } from '../../storage/index.js';
+import type { MessageRecord, NewMessage, QueueCounts, Store, WriteBatch } from '../../storage/index.js';
+
+const T0 = 1_700_000_000_000; // a fixed "now" (ms since epoch): the store takes time as an argument
+
+function newMessage(queueId: number, overrides: Partial<NewMessage> = {}): NewMessage {
+  return {
+    queueId,
+    priority: 0,
+    messageId: null,
+    headers: null,
+    body: new TextEncoder().encode('body'),
+    publishedAt: T0,
+    expiresAt: null,
+    readyAt: 0,
+    ...overrides,
+  };
+}
+
+function batch(parts: Partial<WriteBatch>): WriteBatch {
+  return { ...emptyBatch(), ...parts };
+}
+
+function text(bytes: Uint8Array): string {
+  return new TextDecoder().decode(bytes);
+}
+
+/** Counts of one queue; a queue without messages may be absent from `countMessages()`. */
+function countsOf(store: Store, queueId: number): Omit<QueueCounts, 'queueId'> {
+  const c = store.countMessages().find((q) => q.queueId === queueId);
+  return { stored: c?.stored ?? 0, delayed: c?.delayed ?? 0, bytes: c?.bytes ?? 0 };
+}
+
+/** Every ready message of a queue at one priority, in dispatch order. */
+function ready(store: Store, queueId: number, priority = 0): MessageRecord[] {
+  return store.loadReady({ queueId, priority, afterSeq: 0, limit: 1_000_000 });
+}
+
+function readyIds(store: Store, queueId: number, priority = 0): number[] {
+  return ready(store, queueId, priority).map((m) => m.id);
+}
+
+function maxSeq(store: Store, queueIds: number[]): number {
+  let max = 0;
+  for (const q of queueIds) for (let p = 0; p <= 9; p++) for (const m of ready(store, q, p)) max = Math.max(max, m.seq);
+  return max;
+}
+
+/** Runs the conformance suite for one store implementation. */
+export function storeConformance(name: string, open: (t: TestContext) => Store): void {
+  function setup(t: TestContext) {
+    const store = open(t);
+    const a = store.declareQueue('a', { visibilityTimeoutMs: 30_000 }).queue;
+    const b = store.declareQueue('b', {}).queue;
+    /** Enqueues messages and returns their ids. */
+    const enqueue = (...messages: NewMessage[]): number[] =>
+      store.write(batch({ enqueue: messages })).enqueued.map((e) => e.id);
+    return { store, a, b, enqueue };
+  }
+
+  describe(`${name} store conformance`, () => {
+    describe('queues', () => {
+      it('declareQueue creates a queue once, then returns it unchanged with created=false', (t) => {
+        const store = open(t);
+        const before = Date.now();
+        const first = store.declareQueue('orders', { maxLength: 10 });
+        const after = Date.now();
+        assert.equal(first.created, true);
+        assert.equal(first.queue.name, 'orders');
+        assert.deepEqual(first.queue.options, { maxLength: 10 });
+        assert.ok(first.queue.createdAt >= before && first.queue.createdAt <= after);
+
+        const again = store.declareQueue('orders', { maxLength: 99 });
+        assert.equal(again.created, false);
+        assert.deepEqual(again.queue, first.queue);
+      });
+
+      it('listQueues returns every declared queue once, with its options', (t) => {
+        const store = open(t);
+        assert.deepEqual(store.listQueues(), []);
+        const x = store.declareQueue('x', { dedupWindowMs: 1000 }).queue;
+        const y = store.declareQueue('y', {}).queue;
+        store.declareQueue('x', {});
+        assert.notEqual(x.id, y.id);
+        const listed = store.listQueues().sort((p, q) => p.id - q.id);
+        assert.deepEqual(listed, [x, y].sort((p, q) => p.id - q.id));
+      });
+
+      it('deleteQueue removes the queue, its messages and its dedup entries, and returns how many messages went', (t) => {
+        const { store, a, b, enqueue } = setup(t);
+        enqueue(newMessage(a.id), newMessage(a.id, { readyAt: T0 + 1000 }), newMessage(b.id));
+        store.write(batch({
+          dedup: [
+            { queueId: a.id, messageId: 'm-a', expiresAt: T0 + 60_000 },
+            { queueId: b.id, messageId: 'm-b', expiresAt: T0 + 60_000 },
+          ],
+        }));
+
+        assert.equal(store.deleteQueue(a.id), 2);
+        assert.deepEqual(store.listQueues().map((q) => q.name), ['b']);
+        assert.deepEqual(ready(store, a.id), []);
+        assert.deepEqual(countsOf(store, a.id), { stored: 0, delayed: 0, bytes: 0 });
+        assert.equal(store.nextDelayedAt(), null);
+        assert.deepEqual(store.loadDedup(T0).map((d) => d.messageId), ['m-b']);
+        assert.equal(readyIds(store, b.id).length, 1, 'the other queue keeps its message');
+      });
+
+      it('a queue declared again after deletion is new and empty', (t) => {
+        const { store, a, enqueue } = setup(t);
+        enqueue(newMessage(a.id));
+        store.deleteQueue(a.id);
+        const again = store.declareQueue('a', {});
+        assert.equal(again.created, true);
+        assert.deepEqual(ready(store, again.queue.id), []);
+      });
+
+      it('purgeQueue deletes the queue\'s ready and delayed messages except the kept ids, and returns how many', (t) => {
+        const { store, a, b, enqueue } = setup(t);
+        const [keep] = enqueue(newMessage(a.id), newMessage(a.id), newMessage(a.id, { readyAt: T0 + 500 }));
+        const [otherQueue] = enqueue(newMessage(b.id));
+
+        assert.equal(store.purgeQueue(a.id, [keep!, otherQueue!]), 2);
+        assert.deepEqual(readyIds(store, a.id), [keep]);
+        assert.deepEqual(readyIds(store, b.id), [otherQueue]);
+        assert.deepEqual(countsOf(store, a.id), { stored: 1, delayed: 0, bytes: 4 });
+        assert.equal(store.nextDelayedAt(), null);
+        assert.equal(store.purgeQueue(a.id, []), 1);
+        assert.deepEqual(ready(store, a.id), []);
+      });
+    });
+
+    describe('write', () => {
+      it('an empty batch commits and assigns nothing', (t) => {
+        const { store } = setup(t);
+        assert.deepEqual(store.write(emptyBatch()), { enqueued: [], moved: [] });
+      });
+
+      it('enqueue assigns increasing ids and seqs, in batch order and across batches', (t) => {
+        const { store, a, b } = setup(t);
+        const first = store.write(batch({ enqueue: [newMessage(a.id), newMessage(b.id), newMessage(a.id, { priority: 5 })] }));
+        const second = store.write(batch({ enqueue: [newMessage(a.id)] }));
+        const all = [...first.enqueued, ...second.enqueued];
+        assert.equal(all.length, 4);
+        for (let i = 1; i < all.length; i++) {
+          assert.ok(all[i]!.id > all[i - 1]!.id, `id ${all[i]!.id} after ${all[i - 1]!.id}`);
+          assert.ok(all[i]!.seq > all[i - 1]!.seq, `seq ${all[i]!.seq} after ${all[i - 1]!.seq}`);
+        }
+        assert.deepEqual(second.moved, []);
+      });
+
+      it('stores every field of an enqueued message and reads it back from loadReady', (t) => {
+        const { store, a } = setup(t);
+        const body = new Uint8Array([0, 1, 2, 255]);
+        const headers = { tenant: 'acme', attempt: 3, urgent: true, note: null };
+        const [e] = store.write(batch({
+          enqueue: [newMessage(a.id, { priority: 7, messageId: 'order-1', headers, body, publishedAt: T0 + 1, expiresAt: T0 + 9000 })],
+        })).enqueued;
+        const [m, ...rest] = ready(store, a.id, 7);
+        assert.deepEqual(rest, []);
+        assert.ok(m);
+        assert.deepEqual(
+          { ...m, body: [...m.body] },
+          {
+            id: e!.id,
+            queueId: a.id,
+            seq: e!.seq,
+            priority: 7,
+            messageId: 'order-1',
+            headers,
+            body: [0, 1, 2, 255],
+            deliveryCount: 0,
+            publishedAt: T0 + 1,
+            expiresAt: T0 + 9000,
+          },
+        );
+      });
+
+      it('stores an empty body', (t) => {
+        const { store, a, enqueue } = setup(t);
+        enqueue(newMessage(a.id, { body: new Uint8Array(0) }));
+        const [m] = ready(store, a.id);
+        assert.equal(m?.body.byteLength, 0);
+        assert.deepEqual(countsOf(store, a.id), { stored: 1, delayed: 0, bytes: 0 });
+      });
+
+      it('stores the bytes of a Uint8Array view, not its whole backing buffer', (t) => {
+        const { store, a, enqueue } = setup(t);
+        const backing = new TextEncoder().encode('xxHELLOxx');
+        enqueue(newMessage(a.id, { body: backing.subarray(2, 7) }));
+        assert.equal(text(ready(store, a.id)[0]!.body), 'HELLO');
+        assert.deepEqual(countsOf(store, a.id), { stored: 1, delayed: 0, bytes: 5 });
+      });
+
+      it('remove deletes messages for good', (t) => {
+        const { store, a, enqueue } = setup(t);
+        const [x, y, z] = enqueue(newMessage(a.id), newMessage(a.id), newMessage(a.id));
+        store.write(batch({ remove: [x!, z!] }));
+        assert.deepEqual(readyIds(store, a.id), [y]);
+        assert.deepEqual(countsOf(store, a.id), { stored: 1, delayed: 0, bytes: 4 });
+      });
+
+      it('delivered records the delivery count, and the message stays in place', (t) => {
+        const { store, a, enqueue } = setup(t);
+        const [x, y] = enqueue(newMessage(a.id), newMessage(a.id));
+        const seqs = ready(store, a.id).map((m) => m.seq);
+        store.write(batch({ delivered: [{ id: x!, deliveryCount: 1 }] }));
+        store.write(batch({ delivered: [{ id: x!, deliveryCount: 2 }, { id: y!, deliveryCount: 1 }] }));
+        const after = ready(store, a.id);
+        assert.deepEqual(after.map((m) => [m.id, m.deliveryCount]), [[x, 2], [y, 1]]);
+        assert.deepEqual(after.map((m) => m.seq), seqs, 'recording a delivery does not change dispatch order');
+      });
+
+      it('move puts a message in another queue with a new, larger seq, no expiry, delivery count 0 and the given headers', (t) => {
+        const { store, a, b, enqueue } = setup(t);
+        const [dead] = enqueue(newMessage(a.id, { expiresAt: T0 + 1000, headers: { k: 'v' }, messageId: 'm1' }));
+        const [waiting] = enqueue(newMessage(b.id));
+        store.write(batch({ delivered: [{ id: dead!, deliveryCount: 5 }] }));
+        const before = maxSeq(store, [a.id, b.id]);
+
+        const result = store.write(batch({ move: [{ id: dead!, toQueueId: b.id, headers: { k: 'v', reason: 'max-deliveries' } }] }));
+        assert.deepEqual(result.enqueued, []);
+        assert.equal(result.moved.length, 1);
+        assert.equal(result.moved[0]!.id, dead);
+        assert.ok(result.moved[0]!.seq > before, 'the moved message gets a seq larger than any before');
+
+        assert.deepEqual(ready(store, a.id), []);
+        const inB = ready(store, b.id);
+        assert.deepEqual(inB.map((m) => m.id), [waiting, dead], 'the moved message dispatches after what was already there');
+        const moved = inB[1]!;
+        assert.equal(moved.queueId, b.id);
+        assert.equal(moved.seq, result.moved[0]!.seq);
+        assert.equal(moved.deliveryCount, 0);
+        assert.equal(moved.expiresAt, null);
+        assert.equal(moved.messageId, 'm1');
+        assert.deepEqual(moved.headers, { k: 'v', reason: 'max-deliveries' });
+        assert.equal(text(moved.body), 'body');
+        assert.deepEqual(countsOf(store, a.id), { stored: 0, delayed: 0, bytes: 0 });
+        assert.deepEqual(countsOf(store, b.id), { stored: 2, delayed: 0, bytes: 8 });
+      });
+
+      it('move can clear the headers', (t) => {
+        const { store, a, b, enqueue } = setup(t);
+        const [id] = enqueue(newMessage(a.id, { headers: { k: 'v' } }));
+        store.write(batch({ move: [{ id: id!, toQueueId: b.id, headers: null }] }));
+        assert.equal(ready(store, b.id)[0]?.headers, null);
+      });
+
+      it('move makes a delayed message ready in the target queue', (t) => {
+        const { store, a, b, enqueue } = setup(t);
+        const [id] = enqueue(newMessage(a.id, { readyAt: T0 + 5000 }));
+        store.write(batch({ move: [{ id: id!, toQueueId: b.id, headers: null }] }));
+        assert.deepEqual(readyIds(store, b.id), [id]);
+        assert.equal(store.nextDelayedAt(), null);
+        assert.deepEqual(countsOf(store, b.id), { stored: 1, delayed: 0, bytes: 4 });
+      });
+
+      it('delay puts a delivered message back as delayed with its delivery count, until promoted', (t) => {
+        const { store, a, enqueue } = setup(t);
+        const [x, y] = enqueue(newMessage(a.id), newMessage(a.id));
+        store.write(batch({ delivered: [{ id: x!, deliveryCount: 1 }] }));
+        const before = maxSeq(store, [a.id]);
+
+        store.write(batch({ delay: [{ id: x!, readyAt: T0 + 2000, deliveryCount: 1 }] }));
+        assert.deepEqual(readyIds(store, a.id), [y]);
+        assert.deepEqual(countsOf(store, a.id), { stored: 1, delayed: 1, bytes: 8 });
+        assert.equal(store.nextDelayedAt(), T0 + 2000);
+        assert.deepEqual(store.promoteDelayed({ now: T0 + 1999, limit: 10 }), []);
+
+        const [promoted, ...rest] = store.promoteDelayed({ now: T0 + 2000, limit: 10 });
+        assert.deepEqual(rest, []);
+        assert.ok(promoted);
+        assert.equal(promoted.id, x);
+        assert.equal(promoted.deliveryCount, 1);
+        assert.ok(promoted.seq > before, 'a promoted message gets a seq larger than any before');
+        assert.deepEqual(readyIds(store, a.id), [y, x]);
+        assert.deepEqual(countsOf(store, a.id), { stored: 2, delayed: 0, bytes: 8 });
+        assert.equal(store.nextDelayedAt(), null);
+      });
+
+      it('applies enqueue, delivered, move, delay, dedup and remove of one batch together', (t) => {
+        const { store, a, b, enqueue } = setup(t);
+        const [toRemove, toDeliver, toMove, toDelay] = enqueue(newMessage(a.id), newMessage(a.id), newMessage(a.id), newMessage(a.id));
+        const result = store.write(batch({
+          enqueue: [newMessage(a.id, { body: new TextEncoder().encode('new') })],
+          remove: [toRemove!],
+          delivered: [{ id: toDeliver!, deliveryCount: 1 }],
+          move: [{ id: toMove!, toQueueId: b.id, headers: null }],
+          delay: [{ id: toDelay!, readyAt: T0 + 100, deliveryCount: 2 }],
+          dedup: [{ queueId: a.id, messageId: 'new', expiresAt: T0 + 100 }],
+        }));
+        const added = result.enqueued[0]!.id;
+        assert.deepEqual(ready(store, a.id).map((m) => [m.id, m.deliveryCount]), [[toDeliver, 1], [added, 0]]);
+        assert.deepEqual(readyIds(store, b.id), [toMove]);
+        assert.deepEqual(store.promoteDelayed({ now: T0 + 100, limit: 10 }).map((m) => [m.id, m.deliveryCount]), [[toDelay, 2]]);
+        assert.deepEqual(store.loadDedup(T0), [{ queueId: a.id, messageId: 'new', expiresAt: T0 + 100 }]);
+      });
+    });
+
+    describe('delayed messages', () => {
+      it('a delayed enqueue is not ready until promoteDelayed runs at or after its readyAt, and then gets a new, larger seq', (t) => {
+        const { store, a, enqueue } = setup(t);
+        const [delayed] = enqueue(newMessage(a.id, { readyAt: T0 + 1000, messageId: 'later' }));
+        const [now1] = enqueue(newMessage(a.id));
+        assert.deepEqual(readyIds(store, a.id), [now1]);
+        assert.deepEqual(countsOf(store, a.id), { stored: 1, delayed: 1, bytes: 8 });
+        assert.equal(store.nextDelayedAt(), T0 + 1000);
+        assert.deepEqual(store.promoteDelayed({ now: T0 + 999, limit: 10 }), []);
+
+        const [now2] = enqueue(newMessage(a.id));
+        const before = maxSeq(store, [a.id]);
+        const promoted = store.promoteDelayed({ now: T0 + 1000, limit: 10 });
+        assert.equal(promoted.length, 1);
+        assert.equal(promoted[0]!.id, delayed);
+        assert.equal(promoted[0]!.messageId, 'later');
+        assert.equal(promoted[0]!.deliveryCount, 0);
+        assert.ok(promoted[0]!.seq > before, `promoted seq ${promoted[0]!.seq} must exceed ${before}`);
+        assert.deepEqual(readyIds(store, a.id), [now1, now2, delayed]);
+        assert.equal(ready(store, a.id)[2]!.seq, promoted[0]!.seq);
+        assert.deepEqual(countsOf(store, a.id), { stored: 3, delayed: 0, bytes: 12 });
+        assert.equal(store.nextDelayedAt(), null);
+        assert.deepEqual(store.promoteDelayed({ now: T0 + 10_000, limit: 10 }), [], 'a message is promoted once');
+      });
+
+      it('promoteDelayed returns due messages across queues, earliest due first, at most limit at a time', (t) => {
+        const { store, a, b, enqueue } = setup(t);
+        const [third, first, , second] = enqueue(
+          newMessage(a.id, { readyAt: T0 + 300 }),
+          newMessage(b.id, { readyAt: T0 + 100 }),
+          newMessage(a.id, { readyAt: T0 + 900 }),
+          newMessage(a.id, { readyAt: T0 + 200 }),
+        );
+        const page1 = store.promoteDelayed({ now: T0 + 500, limit: 2 });
+        assert.deepEqual(page1.map((m) => m.id), [first, second]);
+        assert.deepEqual(page1.map((m) => m.queueId), [b.id, a.id]);
+        assert.ok(page1[1]!.seq > page1[0]!.seq, 'promoted in order, so seqs follow due order');
+        const page2 = store.promoteDelayed({ now: T0 + 500, limit: 2 });
+        assert.deepEqual(page2.map((m) => m.id), [third]);
+        assert.ok(page2[0]!.seq > page1[1]!.seq);
+        assert.equal(store.nextDelayedAt(), T0 + 900);
+        assert.deepEqual(readyIds(store, a.id), [second, third]);
+      });
+
+      it('nextDelayedAt is null with nothing delayed, and otherwise the earliest readyAt', (t) => {
+        const { store, a, b, enqueue } = setup(t);
+        assert.equal(store.nextDelayedAt(), null);
+        enqueue(newMessage(a.id));
+        assert.equal(store.nextDelayedAt(), null, 'ready messages do not count');
+        const [late] = enqueue(newMessage(a.id, { readyAt: T0 + 700 }));
+        assert.equal(store.nextDelayedAt(), T0 + 700);
+        const [early] = enqueue(newMessage(b.id, { readyAt: T0 + 300 }));
+        assert.equal(store.nextDelayedAt(), T0 + 300);
+        store.write(batch({ remove: [early!] }));
+        assert.equal(store.nextDelayedAt(), T0 + 700);
+        store.write(batch({ remove: [late!] }));
+        assert.equal(store.nextDelayedAt(), null);
+      });
+    });
+
+    describe('loadReady', () => {
+      it('pages through one queue and priority in seq order with afterSeq and limit', (t) => {
+        const { store, a, enqueue } = setup(t);
+        const ids = enqueue(...Array.from({ length: 7 }, (_, i) => newMessage(a.id, { messageId: `m${i}` })));
+        const seen: number[] = [];
+        let afterSeq = 0;
+        for (;;) {
+          const page = store.loadReady({ queueId: a.id, priority: 0, afterSeq, limit: 3 });
+          assert.ok(page.length <= 3);
+          if (page.length === 0) break;
+          for (let i = 1; i < page.length; i++) assert.ok(page[i]!.seq > page[i - 1]!.seq);
+          assert.ok(page[0]!.seq > afterSeq);
+          seen.push(...page.map((m) => m.id));
+          afterSeq = page.at(-1)!.seq;
+        }
+        assert.deepEqual(seen, ids);
+      });
+
+      it('returns only the requested queue and priority', (t) => {
+        const { store, a, b, enqueue } = setup(t);
+        const [a0, a9, b0, a0b, a9b] = enqueue(
+          newMessage(a.id, { priority: 0 }),
+          newMessage(a.id, { priority: 9 }),
+          newMessage(b.id, { priority: 0 }),
+          newMessage(a.id, { priority: 0 }),
+          newMessage(a.id, { priority: 9 }),
+        );
+        assert.deepEqual(readyIds(store, a.id, 0), [a0, a0b]);
+        assert.deepEqual(readyIds(store, a.id, 9), [a9, a9b]);
+        assert.deepEqual(readyIds(store, b.id, 0), [b0]);
+        assert.deepEqual(readyIds(store, b.id, 9), []);
+        assert.deepEqual(readyIds(store, a.id, 4), []);
+      });
+
+      it('includes delivered-but-unacked messages, which only the broker\'s memory tells apart', (t) => {
+        const { store, a, enqueue } = setup(t);
+        const [x] = enqueue(newMessage(a.id));
+        store.write(batch({ delivered: [{ id: x!, deliveryCount: 1 }] }));
+        assert.deepEqual(readyIds(store, a.id), [x]);
+      });
+    });
+
+    describe('countMessages', () => {
+      it('counts stored and delayed messages and body bytes per queue', (t) => {
+        const { store, a, b, enqueue } = setup(t);
+        const enc = new TextEncoder();
+        enqueue(
+          newMessage(a.id, { body: enc.encode('12345') }),
+          newMessage(a.id, { body: enc.encode('123'), priority: 3, headers: { big: 'x'.repeat(100) } }),
+          newMessage(a.id, { body: enc.encode('1234567'), readyAt: T0 + 1 }),
+          newMessage(b.id, { body: enc.encode('12') }),
+        );
+        const counts = store.countMessages().filter((c) => c.stored + c.delayed > 0).sort((p, q) => p.queueId - q.queueId);
+        assert.deepEqual(counts, [
+          { queueId: a.id, stored: 2, delayed: 1, bytes: 15 },
+          { queueId: b.id, stored: 1, delayed: 0, bytes: 2 },
+        ].sort((p, q) => p.queueId - q.queueId));
+      });
+
+      it('reports nothing stored for queues without messages', (t) => {
+        const { store, a, b } = setup(t);
+        assert.deepEqual(countsOf(store, a.id), { stored: 0, delayed: 0, bytes: 0 });
+        assert.deepEqual(countsOf(store, b.id), { stored: 0, delayed: 0, bytes: 0 });
+      });
+    });
+
+    describe('dedup', () => {
+      it('loadDedup returns the entries not yet expired at now', (t) => {
+        const { store, a, b } = setup(t);
+        store.write(batch({
+          dedup: [
+            { queueId: a.id, messageId: 'short', expiresAt: T0 + 10 },
+            { queueId: a.id, messageId: 'long', expiresAt: T0 + 1000 },
+            { queueId: b.id, messageId: 'short', expiresAt: T0 + 500 },
+          ],
+        }));
+        const key = (d: { queueId: number; messageId: string }) => `${d.queueId}/${d.messageId}`;
+        assert.deepEqual(store.loadDedup(T0).map(key).sort(), [`${a.id}/long`, `${a.id}/short`, `${b.id}/short`].sort());
+        assert.deepEqual(store.loadDedup(T0 + 100).map(key).sort(), [`${a.id}/long`, `${b.id}/short`].sort());
+        assert.deepEqual(store.loadDedup(T0 + 2000), []);
+      });
+
+      it('a newer entry for the same queue and message id replaces the older one', (t) => {
+        const { store, a } = setup(t);
+        store.write(batch({ dedup: [{ queueId: a.id, messageId: 'm', expiresAt: T0 + 10 }] }));
+        store.write(batch({ dedup: [{ queueId: a.id, messageId: 'm', expiresAt: T0 + 900 }] }));
+        assert.deepEqual(store.loadDedup(T0), [{ queueId: a.id, messageId: 'm', expiresAt: T0 + 900 }]);
+      });
+
+      it('pruneDedup forgets the entries expired by now and returns how many', (t) => {
+        const { store, a } = setup(t);
+        store.write(batch({
+          dedup: [
+            { queueId: a.id, messageId: 'x', expiresAt: T0 + 10 },
+            { queueId: a.id, messageId: 'y', expiresAt: T0 + 20 },
+            { queueId: a.id, messageId: 'z', expiresAt: T0 + 1000 },
+          ],
+        }));
+        assert.equal(store.pruneDedup(T0), 0);
+        assert.equal(store.pruneDedup(T0 + 500), 2);
+        assert.equal(store.pruneDedup(T0 + 500), 0);
+        assert.deepEqual(store.loadDedup(0).map((d) => d.messageId), ['z']);
+      });
+
+      it('at every instant an entry is either loaded by loadDedup or forgotten by pruneDedup, never both or neither', (t) => {
+        for (const offset of [-1, 0, 1]) {
+          const store = open(t);
+          const q = store.declareQueue('q', {}).queue;
+          store.write(batch({ dedup: [{ queueId: q.id, messageId: 'm', expiresAt: T0 }] }));
+          const loaded = store.loadDedup(T0 + offset).length;
+          const pruned = store.pruneDedup(T0 + offset);
+          assert.equal(loaded + pruned, 1, `at expiresAt${offset >= 0 ? '+' : ''}${offset}: loaded ${loaded}, pruned ${pruned}`);
+        }
+      });
+    });
+
+    describe('failed write', () => {
+      // A store must refuse to make a non-finite time durable (SQLite binds NaN as NULL, which NOT NULL refuses).
+      function failingBatch(a: number, victim: number): WriteBatch {
+        return batch({
+          enqueue: [newMessage(a, { body: new TextEncoder().encode('lost') })],
+          remove: [victim],
+          delivered: [{ id: victim, deliveryCount: 9 }],
+          dedup: [
+            { queueId: a, messageId: 'kept-out', expiresAt: T0 + 1000 },
+            { queueId: a, messageId: 'broken', expiresAt: Number.NaN },
+          ],
+        });
+      }
+
+      it('a batch that throws leaves no partial state, and the next batch gets the ids and seqs it would have had', (t) => {
+        // Two stores with the same history, one of which also sees the failing batch.
+        const run = (withFailure: boolean) => {
+          const { store, a, enqueue } = setup(t);
+          const [victim, other] = enqueue(newMessage(a.id), newMessage(a.id, { readyAt: T0 + 50 }));
+          const snapshot = () => ({
+            ready: ready(store, a.id).map((m) => ({ ...m, body: text(m.body) })),
+            counts: store.countMessages(),
+            dedup: store.loadDedup(0),
+            nextDelayedAt: store.nextDelayedAt(),
+          });
+          const before = snapshot();
+          if (withFailure) {
+            assert.throws(() => store.write(failingBatch(a.id, victim!)));
+            assert.deepEqual(snapshot(), before, 'nothing of the failed batch is visible');
+          }
+          const next = store.write(batch({ enqueue: [newMessage(a.id), newMessage(a.id, { readyAt: T0 + 10 })], move: [{ id: other!, toQueueId: a.id, headers: null }] }));
+          const promoted = store.promoteDelayed({ now: T0 + 100, limit: 10 }).map((m) => ({ id: m.id, seq: m.seq }));
+          return { next, promoted, after: snapshot() };
+        };
+        const control = run(false);
+        const failed = run(true);
+        assert.deepEqual(failed.next, control.next);
+        assert.deepEqual(failed.promoted, control.promoted);
+        assert.deepEqual(failed.after, control.after);
+      });
+
+      it('a failed enqueue of a message with a NaN publish time stores none of the batch\'s messages', (t) => {
+        const { store, a, enqueue } = setup(t);
+        const [existing] = enqueue(newMessage(a.id));
+        assert.throws(() => store.write(batch({ enqueue: [newMessage(a.id), newMessage(a.id, { publishedAt: Number.NaN })] })));
+        assert.deepEqual(readyIds(store, a.id), [existing]);
+        assert.deepEqual(countsOf(store, a.id), { stored: 1, delayed: 0, bytes: 4 });
+      });
+    });
+  });
+}

@@ -1,0 +1,142 @@
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it, type TestContext } from 'node:test';
+import { emptyBatch, openSqliteStore } from '../../storage/index.js';
+import type { NewMessage, SqliteStoreOptions, Store } from '../../storage/index.js';
+import { storeConformance } from './conformance.js';
+
+const T0 = 1_700_000_000_000;
+
+/** A fresh directory, and `track(store)`: after the test, tracked stores close, then the directory goes. */
+function tempDir(t: TestContext) {
+  const dir = mkdtempSync(join(tmpdir(), 'berth-store-'));
+  const opened: Store[] = [];
+  t.after(() => {
+    for (const store of opened) store.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  return { dir, track: (store: Store): Store => (opened.push(store), store) };
+}
+
+storeConformance('sqlite :memory:', (t) => {
+  const store = openSqliteStore({ path: ':memory:' });
+  t.after(() => store.close());
+  return store;
+});
+
+storeConformance('sqlite file', (t) => {
+  const { dir, track } = tempDir(t);
+  return track(openSqliteStore({ path: join(dir, 'berth.db') }));
+});
+
+function message(queueId: number, overrides: Partial<NewMessage> = {}): NewMessage {
+  return {
+    queueId,
+    priority: 0,
+    messageId: null,
+    headers: null,
+    body: new TextEncoder().encode('body'),
+    publishedAt: T0,
+    expiresAt: null,
+    readyAt: 0,
+    ...overrides,
+  };
+}
+
+describe('sqlite store on disk', () => {
+  function setup(t: TestContext, options: Partial<SqliteStoreOptions> = {}) {
+    const { dir, track } = tempDir(t);
+    const path = join(dir, 'berth.db');
+    const open = (): Store => track(openSqliteStore({ path, ...options }));
+    return { path, open };
+  }
+
+  it('keeps queues, messages, delivery counts, delayed messages and dedup entries across close and reopen', (t) => {
+    const { open } = setup(t);
+    const first = open();
+    const q = first.declareQueue('jobs', { maxLength: 5 }).queue;
+    const dlq = first.declareQueue('jobs.dead', {}).queue;
+    const written = first.write({
+      ...emptyBatch(),
+      enqueue: [
+        message(q.id, { messageId: 'a', headers: { tenant: 't1' }, priority: 2, expiresAt: T0 + 60_000 }),
+        message(q.id, { messageId: 'b' }),
+        message(q.id, { messageId: 'later', readyAt: T0 + 5000 }),
+        message(q.id, { messageId: 'gone' }),
+      ],
+      dedup: [{ queueId: q.id, messageId: 'a', expiresAt: T0 + 60_000 }],
+    });
+    const [a, b, , gone] = written.enqueued.map((e) => e.id);
+    first.write({ ...emptyBatch(), delivered: [{ id: a!, deliveryCount: 3 }], move: [{ id: b!, toQueueId: dlq.id, headers: { why: 'x' } }], remove: [gone!] });
+    const readyA = first.loadReady({ queueId: q.id, priority: 2, afterSeq: 0, limit: 10 });
+    const readyDlq = first.loadReady({ queueId: dlq.id, priority: 0, afterSeq: 0, limit: 10 });
+    const counts = first.countMessages();
+    first.close();
+
+    const second = open();
+    assert.equal(second.declareQueue('jobs', {}).created, false);
+    assert.deepEqual(second.listQueues(), [q, dlq]);
+    assert.deepEqual(second.loadReady({ queueId: q.id, priority: 2, afterSeq: 0, limit: 10 }), readyA);
+    assert.equal(readyA[0]?.deliveryCount, 3);
+    assert.deepEqual(second.loadReady({ queueId: dlq.id, priority: 0, afterSeq: 0, limit: 10 }), readyDlq);
+    assert.deepEqual(second.countMessages(), counts);
+    assert.equal(second.nextDelayedAt(), T0 + 5000);
+    assert.deepEqual(second.loadDedup(T0), [{ queueId: q.id, messageId: 'a', expiresAt: T0 + 60_000 }]);
+    assert.deepEqual(second.promoteDelayed({ now: T0 + 5000, limit: 10 }).map((m) => m.messageId), ['later']);
+  });
+
+  it('after reopen, hands out ids and seqs larger than any stored, including seqs renewed by promotion and move', (t) => {
+    const { open } = setup(t);
+    const first = open();
+    const q = first.declareQueue('q', {}).queue;
+    const { enqueued } = first.write({ ...emptyBatch(), enqueue: [message(q.id), message(q.id, { readyAt: T0 }), message(q.id)] });
+    const promoted = first.promoteDelayed({ now: T0, limit: 10 });
+    const { moved } = first.write({ ...emptyBatch(), move: [{ id: enqueued[0]!.id, toQueueId: q.id, headers: null }] });
+    const maxId = Math.max(...enqueued.map((e) => e.id));
+    const maxSeq = Math.max(...enqueued.map((e) => e.seq), ...promoted.map((m) => m.seq), ...moved.map((m) => m.seq));
+    first.close();
+
+    const second = open();
+    const after = second.write({ ...emptyBatch(), enqueue: [message(q.id)] }).enqueued[0]!;
+    assert.ok(after.id > maxId, `id ${after.id} must exceed ${maxId}`);
+    assert.ok(after.seq > maxSeq, `seq ${after.seq} must exceed ${maxSeq}`);
+    const order = second.loadReady({ queueId: q.id, priority: 0, afterSeq: 0, limit: 10 }).map((m) => m.id);
+    assert.equal(order.at(-1), after.id, 'a message enqueued after reopen dispatches last');
+  });
+
+  it('opens with durability full (the default) and with normal, and both persist a committed batch', (t) => {
+    for (const durability of [undefined, 'full', 'normal'] as const) {
+      const { open } = setup(t, durability === undefined ? {} : { durability });
+      const first = open();
+      const q = first.declareQueue('q', {}).queue;
+      first.write({ ...emptyBatch(), enqueue: [message(q.id)] });
+      first.close();
+      const second = open();
+      assert.equal(second.loadReady({ queueId: q.id, priority: 0, afterSeq: 0, limit: 10 }).length, 1, `durability ${String(durability)}`);
+    }
+  });
+
+  it('runs in WAL mode: a write-ahead log sits next to the open database', (t) => {
+    const { open, path } = setup(t);
+    const store = open();
+    const q = store.declareQueue('q', {}).queue;
+    store.write({ ...emptyBatch(), enqueue: [message(q.id)] });
+    assert.equal(existsSync(`${path}-wal`), true);
+  });
+
+  it('creates the parent directories of the database file', (t) => {
+    const { dir, track } = tempDir(t);
+    const path = join(dir, 'a', 'b', 'berth.db');
+    track(openSqliteStore({ path }));
+    assert.equal(existsSync(path), true);
+  });
+
+  it('close is idempotent', (t) => {
+    const { open } = setup(t);
+    const store = open();
+    store.close();
+    assert.doesNotThrow(() => store.close());
+  });
+});
