@@ -11,5 +11,5 @@ export type {
   WriteBatch,
   WriteResult,
   QueueCounts,
-  DedupEntry,
+  StoredMessageId,
 } from './store.js';

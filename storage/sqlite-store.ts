@@ -120,10 +120,10 @@ export function openSqliteStore(options: SqliteStoreOptions): Store {
     ),
     promote: db.prepare('UPDATE messages SET state = 0, seq = ? WHERE id = ?'),
     nextDelayed: db.prepare('SELECT MIN(ready_at) AS at FROM messages WHERE state = 2'),
-    upsertDedup: db.prepare('INSERT OR REPLACE INTO dedup (queue_id, message_id, expires_at) VALUES (?, ?, ?)'),
-    loadDedup: db.prepare('SELECT queue_id, message_id, expires_at FROM dedup WHERE expires_at > ? ORDER BY expires_at'),
-    pruneDedup: db.prepare('DELETE FROM dedup WHERE expires_at <= ?'),
-    deleteQueueDedup: db.prepare('DELETE FROM dedup WHERE queue_id = ?'),
+    recentIds: db.prepare(
+      `SELECT queue_id, message_id, published_at FROM messages
+       WHERE message_id IS NOT NULL AND published_at > ? ORDER BY id DESC LIMIT ?`,
+    ),
     remove: db.prepare('DELETE FROM messages WHERE id = ?'),
     delivered: db.prepare('UPDATE messages SET delivery_count = ? WHERE id = ?'),
     move: db.prepare('UPDATE messages SET queue_id = ?, seq = ?, state = 0, delivery_count = 0, expires_at = NULL, headers = ? WHERE id = ?'),
@@ -184,7 +184,6 @@ export function openSqliteStore(options: SqliteStoreOptions): Store {
       moved.push({ id: m.id, seq });
     }
     for (const d of batch.delay) stmt.delay.run(d.readyAt, d.deliveryCount, d.id);
-    for (const d of batch.dedup) stmt.upsertDedup.run(d.queueId, d.messageId, d.expiresAt);
     for (const id of batch.remove) stmt.remove.run(id);
     return { enqueued, moved };
   });
@@ -198,7 +197,6 @@ export function openSqliteStore(options: SqliteStoreOptions): Store {
     deleteQueue(queueId) {
       return db.transaction(() => {
         const { changes } = stmt.deleteQueueMessages.run(queueId);
-        stmt.deleteQueueDedup.run(queueId);
         stmt.deleteQueue.run(queueId);
         return changes;
       })();
@@ -244,15 +242,12 @@ export function openSqliteStore(options: SqliteStoreOptions): Store {
     nextDelayedAt() {
       return (stmt.nextDelayed.get() as { at: number | null }).at;
     },
-    loadDedup(now) {
-      return (stmt.loadDedup.all(now) as Array<{ queue_id: number; message_id: string; expires_at: number }>).map((r) => ({
+    recentMessageIds({ since, limit }) {
+      return (stmt.recentIds.all(since, limit) as Array<{ queue_id: number; message_id: string; published_at: number }>).map((r) => ({
         queueId: r.queue_id,
         messageId: r.message_id,
-        expiresAt: r.expires_at,
+        publishedAt: r.published_at,
       }));
-    },
-    pruneDedup(now) {
-      return stmt.pruneDedup.run(now).changes;
     },
     close() {
       if (db.open) db.close();

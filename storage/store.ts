@@ -47,11 +47,11 @@ export interface NewMessage {
   readyAt: number;
 }
 
-/** A message id remembered for deduplication until `expiresAt`. */
-export interface DedupEntry {
+/** The id of a stored message, read back to rebuild deduplication after a restart. */
+export interface StoredMessageId {
   queueId: number;
   messageId: string;
-  expiresAt: number;
+  publishedAt: number;
 }
 
 /** A message moved to another queue (dead-lettering, redrive): it gets a new `seq` there, and no expiry. */
@@ -71,7 +71,6 @@ export interface WriteBatch {
   move: MoveMessage[];
   /** Delivered messages put back as delayed (nack with a delay). */
   delay: Array<{ id: number; readyAt: number; deliveryCount: number }>;
-  dedup: DedupEntry[];
 }
 
 /** What a committed batch assigned: ids and seqs of `enqueue` and `move`, in order. */
@@ -107,16 +106,14 @@ export interface Store {
   promoteDelayed(params: { now: number; limit: number }): MessageRecord[];
   /** Earliest time a delayed message becomes due, or null when none is delayed. */
   nextDelayedAt(): number | null;
-  /** Remembered message ids not yet expired at `now`. */
-  loadDedup(now: number): DedupEntry[];
-  /** Forgets message ids that expired before `now`; returns how many. */
-  pruneDedup(now: number): number;
+  /** Ids of stored messages published after `since`, newest first, at most `limit`. */
+  recentMessageIds(params: { since: number; limit: number }): StoredMessageId[];
   close(): void;
 }
 
 /** An empty batch, for building up writes. */
 export function emptyBatch(): WriteBatch {
-  return { enqueue: [], remove: [], delivered: [], move: [], delay: [], dedup: [] };
+  return { enqueue: [], remove: [], delivered: [], move: [], delay: [] };
 }
 
 export function isBatchEmpty(batch: WriteBatch): boolean {
@@ -125,7 +122,6 @@ export function isBatchEmpty(batch: WriteBatch): boolean {
     batch.remove.length === 0 &&
     batch.delivered.length === 0 &&
     batch.move.length === 0 &&
-    batch.delay.length === 0 &&
-    batch.dedup.length === 0
+    batch.delay.length === 0
   );
 }

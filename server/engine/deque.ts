@@ -25,6 +25,10 @@ export class Deque<T> {
     this.#size++;
   }
 
+  peekFront(): T | undefined {
+    return this.#size === 0 ? undefined : this.#items[this.#head];
+  }
+
   popFront(): T | undefined {
     if (this.#size === 0) return undefined;
     const item = this.#items[this.#head];

@@ -19,8 +19,8 @@
  * moves) go into one batch, committed in one transaction by `flush()` on
  * `setImmediate`; publishes are confirmed and become deliverable only after it.
  *
- * One timer serves every time-based rule: lease expiry, delayed promotion,
- * rate-limit wake-ups and dedup pruning. No per-message timers.
+ * One timer serves every time-based rule: lease expiry, delayed promotion and
+ * rate-limit wake-ups. No per-message timers.
  */
 import { BrokerError, type MessageHeaders, type QueueOptions } from '../../protocol/index.js';
 import {
@@ -30,7 +30,6 @@ import {
   type QueueRecord,
   type Store,
   type WriteBatch,
-  type DedupEntry,
 } from '../../storage/index.js';
 import type { Logger } from 'pino';
 import { Deque } from './deque.js';
@@ -47,11 +46,10 @@ import { RateLimiter } from './rate-limiter.js';
 export const PRIORITY_LEVELS = 10;
 /** Delayed messages promoted per store call. */
 const PROMOTE_BATCH = 1000;
-/** Remembered message ids per queue, whatever the window: bounds memory. */
-const MAX_DEDUP_IDS = 100_000;
+/** Message ids remembered across all queues, whatever the windows: bounds memory (~40 MB). */
+export const MAX_DEDUP_IDS = 200_000;
 /** Expired delivery tags remembered per session, for a precise error on a late ack. */
 const MAX_EXPIRED_TAGS = 10_000;
-const DEDUP_PRUNE_INTERVAL_MS = 60_000;
 /** Most messages moved by one redrive call unless asked for fewer. */
 export const DEFAULT_REDRIVE_LIMIT = 100_000;
 
@@ -154,8 +152,6 @@ interface QueueState {
   nextConsumer: number;
   deleted: boolean;
   stats: QueueStats;
-  /** messageId → when it is forgotten; in insertion (= expiry) order. */
-  dedup: Map<string, number>;
   /** Whole-queue rate limit, when `rateLimit` is set without a key. */
   limiter: RateLimiter | null;
   /** Per-key rate limits, when `rateLimitKey` is set. */
@@ -267,7 +263,10 @@ export class Engine {
   #nextDelayedAt: number | null = null;
   /** Queues waiting for a rate limit, with when to look again. */
   readonly #rateWaits = new Map<QueueState, number>();
-  #nextDedupPruneAt: number;
+  /** `${queueId}/${messageId}` → when it is forgotten. One map for all queues, so the cap is global. */
+  readonly #dedup = new Map<string, number>();
+  /** The same keys in the order they were remembered, for eviction without scanning the map. */
+  readonly #dedupOrder = new Deque<{ key: string; until: number }>();
   #timer: ReturnType<typeof setTimeout> | null = null;
   #timerAt = Infinity;
 
@@ -276,7 +275,6 @@ export class Engine {
     this.#log = options.logger;
     this.#clock = options.clock ?? Date.now;
     this.#laneBufferSize = options.laneBufferSize ?? 1024;
-    this.#nextDedupPruneAt = this.#clock() + DEDUP_PRUNE_INTERVAL_MS;
     this.#recover();
   }
 
@@ -295,7 +293,18 @@ export class Engine {
       }
     }
     const now = this.#clock();
-    for (const entry of this.#store.loadDedup(now)) this.#queuesById.get(entry.queueId)?.dedup.set(entry.messageId, entry.expiresAt);
+    // Ids of the messages still stored, so a producer that resends after a crash is not duplicated.
+    let longestWindow = 0;
+    for (const q of this.#queues.values()) longestWindow = Math.max(longestWindow, q.options.dedupWindowMs);
+    if (longestWindow > 0) {
+      const recent = this.#store.recentMessageIds({ since: now - longestWindow, limit: MAX_DEDUP_IDS });
+      for (let i = recent.length - 1; i >= 0; i--) {
+        const r = recent[i]!;
+        const queue = this.#queuesById.get(r.queueId);
+        const until = r.publishedAt + (queue?.options.dedupWindowMs ?? 0);
+        if (queue !== undefined && until > now) this.#remember(queue, r.messageId, until, now);
+      }
+    }
     this.#nextDelayedAt = this.#store.nextDelayedAt();
     this.#armTimer();
   }
@@ -320,7 +329,6 @@ export class Engine {
       nextConsumer: 0,
       deleted: false,
       stats: newStats(),
-      dedup: new Map(),
       limiter: rate !== null && options.rateLimitKey === null ? new RateLimiter(rate) : null,
       keyLimiters: rate !== null && options.rateLimitKey !== null ? new Map() : null,
       throttled: new Map(),
@@ -507,7 +515,7 @@ export class Engine {
 
     let dedupId: string | null = null;
     if (messageId !== null && queue.options.dedupWindowMs > 0) {
-      const until = queue.dedup.get(messageId);
+      const until = this.#dedup.get(`${queue.id}/${messageId}`);
       if (until !== undefined && until > now) {
         queue.stats.duplicates++;
         this.#pendingPublishes.push({ session, seq: input.seq, queue, enqueueIndex: -1, dedupId: null });
@@ -531,7 +539,6 @@ export class Engine {
     if (dedupId !== null) {
       const expiresAt = now + queue.options.dedupWindowMs;
       this.#remember(queue, dedupId, expiresAt, now);
-      this.#batch.dedup.push({ queueId: queue.id, messageId: dedupId, expiresAt });
     }
     this.#batch.enqueue.push({
       queueId: queue.id,
@@ -561,12 +568,16 @@ export class Engine {
   }
 
   #remember(queue: QueueState, messageId: string, expiresAt: number, now: number): void {
-    const dedup = queue.dedup;
-    dedup.delete(messageId); // re-insert at the end: the map stays in expiry order
-    dedup.set(messageId, expiresAt);
-    for (const [id, until] of dedup) {
-      if (until > now && dedup.size <= MAX_DEDUP_IDS) break;
-      dedup.delete(id);
+    // Evict from the front of the order deque: iterating a Map from its start after many
+    // deletes walks over their tombstones, which made this quadratic.
+    const key = `${queue.id}/${messageId}`;
+    this.#dedup.set(key, expiresAt);
+    this.#dedupOrder.pushBack({ key, until: expiresAt });
+    for (let oldest = this.#dedupOrder.peekFront(); oldest !== undefined; oldest = this.#dedupOrder.peekFront()) {
+      if (oldest.until > now && this.#dedup.size <= MAX_DEDUP_IDS) break;
+      this.#dedupOrder.popFront();
+      // Only forget the id if it was not remembered again later.
+      if (this.#dedup.get(oldest.key) === oldest.until) this.#dedup.delete(oldest.key);
     }
   }
 
@@ -778,7 +789,7 @@ export class Engine {
       const error = new BrokerError('E_STORE_FAILED', `the store could not commit: ${(cause as Error).message}`, { cause, retryAfterMs: 1000 });
       for (const p of publishes) {
         // Forget ids that were never stored, or a retry would be taken for a duplicate.
-        if (p.dedupId !== null) p.queue.dedup.delete(p.dedupId);
+        if (p.dedupId !== null) this.#dedup.delete(`${p.queue.id}/${p.dedupId}`);
         if (!p.session.closed) p.session.sink.publishFailed(p.seq, error);
       }
       // Acks and delivery counts that did not commit are not lost: the rows stay and are redelivered after a restart.
@@ -1028,7 +1039,7 @@ export class Engine {
     lane.diskHasMore = rows.length === this.#laneBufferSize;
   }
 
-  // ---- the timer: leases, delays, rate limits, dedup -------------------------
+  // ---- the timer: leases, delays, rate limits --------------------------------
 
   #noteDelayed(readyAt: number): void {
     if (this.#nextDelayedAt === null || readyAt < this.#nextDelayedAt) this.#nextDelayedAt = readyAt;
@@ -1043,7 +1054,7 @@ export class Engine {
   /** Sets the one engine timer to the earliest moment anything is due. */
   #armTimer(): void {
     if (this.#closed) return;
-    let at = this.#nextDedupPruneAt;
+    let at = Infinity;
     const lease = this.#leases.peek();
     if (lease !== undefined) at = Math.min(at, lease.leaseExpiresAt);
     if (this.#nextDelayedAt !== null) at = Math.min(at, this.#nextDelayedAt);
@@ -1066,10 +1077,6 @@ export class Engine {
       if (at > now) continue;
       this.#rateWaits.delete(queue);
       this.#markDirty(queue);
-    }
-    if (now >= this.#nextDedupPruneAt) {
-      this.#nextDedupPruneAt = now + DEDUP_PRUNE_INTERVAL_MS;
-      this.#store.pruneDedup(now);
     }
     this.#dispatchDirty();
   }
@@ -1140,4 +1147,3 @@ export class Engine {
   }
 }
 
-export type { DedupEntry };

@@ -1,11 +1,3 @@
--- Expiry per message, and remembered message ids for deduplication.
+-- Expiry per message. (Deduplication needs no table: the broker remembers recent ids in
+-- memory, and after a restart reads back the ids of the messages still stored.)
 ALTER TABLE messages ADD COLUMN expires_at INTEGER;   -- ms since epoch, NULL = never
-
-CREATE TABLE dedup (
-  queue_id   INTEGER NOT NULL,
-  message_id TEXT    NOT NULL,
-  expires_at INTEGER NOT NULL,                         -- ms since epoch: forgotten after this
-  PRIMARY KEY (queue_id, message_id)
-) WITHOUT ROWID;
-
-CREATE INDEX dedup_expiry ON dedup (expires_at);

@@ -93,22 +93,16 @@ export function storeConformance(name: string, open: (t: TestContext) => Store):
         assert.deepEqual(listed, [x, y].sort((p, q) => p.id - q.id));
       });
 
-      it('deleteQueue removes the queue, its messages and its dedup entries, and returns how many messages went', (t) => {
+      it('deleteQueue removes the queue and its messages, and returns how many messages went', (t) => {
         const { store, a, b, enqueue } = setup(t);
-        enqueue(newMessage(a.id), newMessage(a.id, { readyAt: T0 + 1000 }), newMessage(b.id));
-        store.write(batch({
-          dedup: [
-            { queueId: a.id, messageId: 'm-a', expiresAt: T0 + 60_000 },
-            { queueId: b.id, messageId: 'm-b', expiresAt: T0 + 60_000 },
-          ],
-        }));
+        enqueue(newMessage(a.id, { messageId: 'm-a' }), newMessage(a.id, { readyAt: T0 + 1000 }), newMessage(b.id, { messageId: 'm-b' }));
 
         assert.equal(store.deleteQueue(a.id), 2);
         assert.deepEqual(store.listQueues().map((q) => q.name), ['b']);
         assert.deepEqual(ready(store, a.id), []);
         assert.deepEqual(countsOf(store, a.id), { stored: 0, delayed: 0, bytes: 0 });
         assert.equal(store.nextDelayedAt(), null);
-        assert.deepEqual(store.loadDedup(T0).map((d) => d.messageId), ['m-b']);
+        assert.deepEqual(store.recentMessageIds({ since: 0, limit: 10 }).map((d) => d.messageId), ['m-b']);
         assert.equal(readyIds(store, b.id).length, 1, 'the other queue keeps its message');
       });
 
@@ -284,7 +278,7 @@ export function storeConformance(name: string, open: (t: TestContext) => Store):
         assert.equal(store.nextDelayedAt(), null);
       });
 
-      it('applies enqueue, delivered, move, delay, dedup and remove of one batch together', (t) => {
+      it('applies enqueue, delivered, move, delay and remove of one batch together', (t) => {
         const { store, a, b, enqueue } = setup(t);
         const [toRemove, toDeliver, toMove, toDelay] = enqueue(newMessage(a.id), newMessage(a.id), newMessage(a.id), newMessage(a.id));
         const result = store.write(batch({
@@ -293,13 +287,11 @@ export function storeConformance(name: string, open: (t: TestContext) => Store):
           delivered: [{ id: toDeliver!, deliveryCount: 1 }],
           move: [{ id: toMove!, toQueueId: b.id, headers: null }],
           delay: [{ id: toDelay!, readyAt: T0 + 100, deliveryCount: 2 }],
-          dedup: [{ queueId: a.id, messageId: 'new', expiresAt: T0 + 100 }],
         }));
         const added = result.enqueued[0]!.id;
         assert.deepEqual(ready(store, a.id).map((m) => [m.id, m.deliveryCount]), [[toDeliver, 1], [added, 0]]);
         assert.deepEqual(readyIds(store, b.id), [toMove]);
         assert.deepEqual(store.promoteDelayed({ now: T0 + 100, limit: 10 }).map((m) => [m.id, m.deliveryCount]), [[toDelay, 2]]);
-        assert.deepEqual(store.loadDedup(T0), [{ queueId: a.id, messageId: 'new', expiresAt: T0 + 100 }]);
       });
     });
 
@@ -429,53 +421,29 @@ export function storeConformance(name: string, open: (t: TestContext) => Store):
       });
     });
 
-    describe('dedup', () => {
-      it('loadDedup returns the entries not yet expired at now', (t) => {
+    describe('recent message ids', () => {
+      it('lists ids of stored messages published after since, newest first, up to limit', (t) => {
         const { store, a, b } = setup(t);
         store.write(batch({
-          dedup: [
-            { queueId: a.id, messageId: 'short', expiresAt: T0 + 10 },
-            { queueId: a.id, messageId: 'long', expiresAt: T0 + 1000 },
-            { queueId: b.id, messageId: 'short', expiresAt: T0 + 500 },
+          enqueue: [
+            newMessage(a.id, { messageId: 'old', publishedAt: T0 - 10 }),
+            newMessage(a.id, { messageId: 'a1', publishedAt: T0 + 1 }),
+            newMessage(a.id, { messageId: null, publishedAt: T0 + 2 }),
+            newMessage(b.id, { messageId: 'b1', publishedAt: T0 + 3 }),
+            newMessage(a.id, { messageId: 'a2', publishedAt: T0 + 4, readyAt: T0 + 1000 }),
           ],
         }));
         const key = (d: { queueId: number; messageId: string }) => `${d.queueId}/${d.messageId}`;
-        assert.deepEqual(store.loadDedup(T0).map(key).sort(), [`${a.id}/long`, `${a.id}/short`, `${b.id}/short`].sort());
-        assert.deepEqual(store.loadDedup(T0 + 100).map(key).sort(), [`${a.id}/long`, `${b.id}/short`].sort());
-        assert.deepEqual(store.loadDedup(T0 + 2000), []);
+        assert.deepEqual(store.recentMessageIds({ since: T0, limit: 10 }).map(key), [`${a.id}/a2`, `${b.id}/b1`, `${a.id}/a1`]);
+        assert.deepEqual(store.recentMessageIds({ since: T0, limit: 2 }).map(key), [`${a.id}/a2`, `${b.id}/b1`]);
+        assert.deepEqual(store.recentMessageIds({ since: T0 + 3, limit: 10 }).map((d) => d.publishedAt), [T0 + 4]);
       });
 
-      it('a newer entry for the same queue and message id replaces the older one', (t) => {
-        const { store, a } = setup(t);
-        store.write(batch({ dedup: [{ queueId: a.id, messageId: 'm', expiresAt: T0 + 10 }] }));
-        store.write(batch({ dedup: [{ queueId: a.id, messageId: 'm', expiresAt: T0 + 900 }] }));
-        assert.deepEqual(store.loadDedup(T0), [{ queueId: a.id, messageId: 'm', expiresAt: T0 + 900 }]);
-      });
-
-      it('pruneDedup forgets the entries expired by now and returns how many', (t) => {
-        const { store, a } = setup(t);
-        store.write(batch({
-          dedup: [
-            { queueId: a.id, messageId: 'x', expiresAt: T0 + 10 },
-            { queueId: a.id, messageId: 'y', expiresAt: T0 + 20 },
-            { queueId: a.id, messageId: 'z', expiresAt: T0 + 1000 },
-          ],
-        }));
-        assert.equal(store.pruneDedup(T0), 0);
-        assert.equal(store.pruneDedup(T0 + 500), 2);
-        assert.equal(store.pruneDedup(T0 + 500), 0);
-        assert.deepEqual(store.loadDedup(0).map((d) => d.messageId), ['z']);
-      });
-
-      it('at every instant an entry is either loaded by loadDedup or forgotten by pruneDedup, never both or neither', (t) => {
-        for (const offset of [-1, 0, 1]) {
-          const store = open(t);
-          const q = store.declareQueue('q', {}).queue;
-          store.write(batch({ dedup: [{ queueId: q.id, messageId: 'm', expiresAt: T0 }] }));
-          const loaded = store.loadDedup(T0 + offset).length;
-          const pruned = store.pruneDedup(T0 + offset);
-          assert.equal(loaded + pruned, 1, `at expiresAt${offset >= 0 ? '+' : ''}${offset}: loaded ${loaded}, pruned ${pruned}`);
-        }
+      it('forgets the id of a removed message', (t) => {
+        const { store, a, enqueue } = setup(t);
+        const [id] = enqueue(newMessage(a.id, { messageId: 'gone', publishedAt: T0 + 1 }));
+        store.write(batch({ remove: [id!] }));
+        assert.deepEqual(store.recentMessageIds({ since: 0, limit: 10 }), []);
       });
     });
 
@@ -486,10 +454,8 @@ export function storeConformance(name: string, open: (t: TestContext) => Store):
           enqueue: [newMessage(a, { body: new TextEncoder().encode('lost') })],
           remove: [victim],
           delivered: [{ id: victim, deliveryCount: 9 }],
-          dedup: [
-            { queueId: a, messageId: 'kept-out', expiresAt: T0 + 1000 },
-            { queueId: a, messageId: 'broken', expiresAt: Number.NaN },
-          ],
+          // The last write of the batch fails: the ones before it must roll back.
+          move: [{ id: victim, toQueueId: Number.NaN, headers: null }],
         });
       }
 
@@ -501,7 +467,7 @@ export function storeConformance(name: string, open: (t: TestContext) => Store):
           const snapshot = () => ({
             ready: ready(store, a.id).map((m) => ({ ...m, body: text(m.body) })),
             counts: store.countMessages(),
-            dedup: store.loadDedup(0),
+            ids: store.recentMessageIds({ since: 0, limit: 100 }),
             nextDelayedAt: store.nextDelayedAt(),
           });
           const before = snapshot();

@@ -53,7 +53,7 @@ describe('sqlite store on disk', () => {
     return { path, open };
   }
 
-  it('keeps queues, messages, delivery counts, delayed messages and dedup entries across close and reopen', (t) => {
+  it('keeps queues, messages, delivery counts, delayed messages and message ids across close and reopen', (t) => {
     const { open } = setup(t);
     const first = open();
     const q = first.declareQueue('jobs', { maxLength: 5 }).queue;
@@ -66,7 +66,6 @@ describe('sqlite store on disk', () => {
         message(q.id, { messageId: 'later', readyAt: T0 + 5000 }),
         message(q.id, { messageId: 'gone' }),
       ],
-      dedup: [{ queueId: q.id, messageId: 'a', expiresAt: T0 + 60_000 }],
     });
     const [a, b, , gone] = written.enqueued.map((e) => e.id);
     first.write({ ...emptyBatch(), delivered: [{ id: a!, deliveryCount: 3 }], move: [{ id: b!, toQueueId: dlq.id, headers: { why: 'x' } }], remove: [gone!] });
@@ -83,7 +82,7 @@ describe('sqlite store on disk', () => {
     assert.deepEqual(second.loadReady({ queueId: dlq.id, priority: 0, afterSeq: 0, limit: 10 }), readyDlq);
     assert.deepEqual(second.countMessages(), counts);
     assert.equal(second.nextDelayedAt(), T0 + 5000);
-    assert.deepEqual(second.loadDedup(T0), [{ queueId: q.id, messageId: 'a', expiresAt: T0 + 60_000 }]);
+    assert.deepEqual(second.recentMessageIds({ since: 0, limit: 10 }).map((d) => d.messageId), ['later', 'b', 'a']);
     assert.deepEqual(second.promoteDelayed({ now: T0 + 5000, limit: 10 }).map((m) => m.messageId), ['later']);
   });
 
