@@ -1059,6 +1059,7 @@ export class Engine {
     if (lease !== undefined) at = Math.min(at, lease.leaseExpiresAt);
     if (this.#nextDelayedAt !== null) at = Math.min(at, this.#nextDelayedAt);
     for (const wake of this.#rateWaits.values()) at = Math.min(at, wake);
+    if (at === Infinity) return; // nothing is waiting for time
     if (this.#timer !== null && at >= this.#timerAt) return;
     if (this.#timer !== null) clearTimeout(this.#timer);
     this.#timerAt = at;
