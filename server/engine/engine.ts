@@ -1135,6 +1135,11 @@ export class Engine {
     }));
   }
 
+  /** When the engine timer fires next (ms since epoch), or null when nothing waits for time. */
+  get nextWakeAt(): number | null {
+    return this.#timer === null ? null : this.#timerAt;
+  }
+
   get sessionCount(): number {
     return this.#sessions.size;
   }

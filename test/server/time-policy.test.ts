@@ -64,6 +64,20 @@ describe('leases', () => {
   });
 });
 
+describe('the engine timer', () => {
+  it('is armed only while something waits for time', async (t) => {
+    const { broker, conn, stats } = await setup(t);
+    assert.equal(broker.engine.nextWakeAt, null);
+    // The timer is lazy: it may still fire once for a lease settled since, then it stands down.
+    await conn.assertQueue('idle', { visibilityTimeoutMs: 200 });
+    await conn.publish('idle', 'x', { delayMs: 50 });
+    assert.ok(broker.engine.nextWakeAt !== null, 'a delayed message arms the timer');
+    await conn.consume('idle', () => {});
+    await waitFor(() => stats('idle').stats.acked === 1, { what: 'the delayed message to be acked' });
+    await waitFor(() => broker.engine.nextWakeAt === null, { what: 'the timer to stand down' });
+  });
+});
+
 describe('delayed delivery', () => {
   it('holds a delayed message in the broker past many visibility timeouts and delivers it once, on time', async (t) => {
     const { conn, stats } = await setup(t);
