@@ -4,6 +4,19 @@
  * Frames produced in one turn leave in one WebSocket message; publishes are
  * pipelined (many unconfirmed at once, bounded by `maxUnconfirmed`), and acks
  * of one turn go out as one frame.
+ *
+ * States of a connection ({@link Connection.state}), and what moves it:
+ * - `open`: a session is up (handshake done, [PROTO §4.1]). Publishes and requests go out at once.
+ *   A lost socket, a heartbeat timeout ([PROTO §4.2]) or a broker shutdown moves it to
+ *   `reconnecting` when reconnecting is on and the cause is retryable, else to `closed`.
+ * - `reconnecting`: waiting out a backoff delay or redoing the handshake. Unconfirmed and new
+ *   publishes are held (at most `maxUnconfirmed`); new requests wait (within `requestTimeoutMs`);
+ *   settling a delivery of the lost session is refused. A handshake moves it back to `open`
+ *   (consumers are resumed, held publishes resent); a refused handshake (`E_AUTH_FAILED`,
+ *   `E_PROTOCOL_VERSION`, …), `maxAttempts` failed attempts or `close()` move it to `closed`.
+ * - `closed`: for good. Everything pending has been rejected and `closed` has resolved.
+ *
+ * Only protocol/ and Web APIs (WebSocket, crypto, timers) are used here, so this runs in browsers too.
  */
 import {
   BrokerError,
@@ -22,29 +35,110 @@ import {
 import { createMessage, type Message, type SettleRequest } from './message.js';
 import { openTransport, type Transport, type WebSocketConstructor } from './transport.js';
 
+/**
+ * How a connection reconnects after it lost the broker (see {@link ConnectOptions.reconnect}).
+ *
+ * Attempt *n* waits a random time between 0 and min(`maxDelayMs`, `initialDelayMs` × 2^(n−1))
+ * ("full jitter", so a fleet of clients does not reconnect in lockstep), then opens a socket
+ * and redoes the handshake. With the defaults the caps are 100, 200, 400, … ms up to 5 s, and
+ * the connection gives up after 10 failed attempts in a row, on average about 13 s (at most
+ * about 26 s, plus `connectTimeoutMs` per attempt that hangs) after the loss.
+ */
+export interface ReconnectOptions {
+  /** Cap of the first delay, in ms; doubles with every failed attempt. Default 100. Must be > 0. */
+  initialDelayMs?: number;
+  /** Largest cap of a delay, in ms. Default 5,000. Must be ≥ `initialDelayMs`. */
+  maxDelayMs?: number;
+  /**
+   * Failed attempts in a row before the connection closes for good (`closed` resolves with
+   * `E_CONNECTION_CLOSED`, pending publishes reject). Default 10. `Infinity`: never give up.
+   * An attempt refused by the broker's handshake with a non-retryable code (`E_AUTH_FAILED`,
+   * `E_PROTOCOL_VERSION`) ends the connection at once, whatever this says.
+   */
+  maxAttempts?: number;
+}
+
+/**
+ * What happened to a connection, as told to {@link ConnectOptions.onStatus}:
+ * - `disconnected`: the session was lost with `error`; reconnecting starts. Requests and settles
+ *   in flight were rejected with `E_CONNECTION_CLOSED`; unconfirmed publishes are kept.
+ * - `reconnecting`: attempt `attempt` starts after `delayMs`; `error` is why the previous one failed
+ *   (or why the session was lost, for attempt 1).
+ * - `reconnected`: the handshake succeeded after `attempts` attempts; consumers were resumed and held
+ *   publishes resent. Pull-mode consumers (`prefetch: 0`) must `pull` again: credit does not survive.
+ * - `closed`: closed for good, with the reason unless `close()` was called. Same value as `closed`.
+ */
+export type ConnectionStatus =
+  | { type: 'disconnected'; error: BrokerError }
+  | { type: 'reconnecting'; attempt: number; delayMs: number; error: Error }
+  | { type: 'reconnected'; attempts: number }
+  | { type: 'closed'; error: BrokerError | undefined };
+
+/** See the states in this module's comment. */
+export type ConnectionState = 'open' | 'reconnecting' | 'closed';
+
 /** Options of {@link connect}. */
 export interface ConnectOptions {
-  /** Token the broker requires, if any. */
+  /** Token the broker requires, if any. A wrong one fails with `E_AUTH_FAILED`, never retried. */
   token?: string;
   /** Name shown in the broker's logs. */
   clientName?: string;
-  /** Heartbeat interval to ask for; the broker uses the lower of its own and this. Default: the broker's. */
+  /**
+   * Heartbeat interval to ask for, in ms; the broker uses the lower of its own and this, but not
+   * less than 500 ms unless its own is lower ([PROTO §4.2]). Silence for more than twice the
+   * interval counts as a lost connection (`E_HEARTBEAT_TIMEOUT`). Default: the broker's (2,500 ms
+   * unless configured).
+   */
   heartbeatMs?: number;
-  /** Give up connecting after this long. Default 10,000 ms. */
+  /** Give up one connection attempt (socket open and handshake) after this long, in ms. Default 10,000. Must be > 0. */
   connectTimeoutMs?: number;
-  /** Request (declare, consume, …) timeout. Default 30,000 ms. */
+  /**
+   * Request (declare, consume, settle, …) timeout in ms, counted from the call, so time spent
+   * waiting for a reconnect counts too. Rejects with `E_TIMEOUT`. Default 30,000. Must be > 0.
+   */
   requestTimeoutMs?: number;
-  /** Unconfirmed publishes before `publish` waits for confirms. Default 10,000. */
+  /**
+   * Unconfirmed publishes (sent, or held while reconnecting) before `publish` waits, in call order,
+   * for confirms: memory stays bounded however fast the producer is. Default 10,000. Integer ≥ 1.
+   */
   maxUnconfirmed?: number;
-  /** Called for broker errors that belong to no call (e.g. a refused frame). Default: ignored. */
+  /**
+   * A publish that is not confirmed within this many ms of the `publish` call (waiting for capacity,
+   * reconnects and resends included) rejects with `E_TIMEOUT`. The message may or may not have been
+   * stored: publishing it again with the same `messageId` is deduplicated by the broker within the
+   * queue's dedup window (5 min by default, [PROTO §5.15]). Default 30,000. Must be > 0; `Infinity`
+   * waits until the publish is confirmed or the connection closes for good.
+   */
+  publishDeadlineMs?: number;
+  /**
+   * Reconnect by itself when the connection is lost (socket error or close, heartbeat timeout,
+   * broker shutdown or crash). Default `true`, with the defaults of {@link ReconnectOptions};
+   * `false` closes the connection for good at the first loss (pending publishes reject).
+   * Only losses after `connect()` resolved are retried: `connect()` itself makes one attempt.
+   *
+   * On reconnect, nothing is declared again (queues are durable in the broker); consumers are
+   * consumed again with the same tag, handler and prefetch; unconfirmed publishes are sent again in
+   * order, with new seqs and their `messageId`, so the broker's dedup keeps each one stored once.
+   * Requests and settles that were in flight at the loss reject with `E_CONNECTION_CLOSED`
+   * (retryable): their outcome is unknown. Unsettled deliveries of the lost session are
+   * redelivered by the broker; settling them rejects with `E_CONNECTION_CLOSED`.
+   */
+  reconnect?: boolean | ReconnectOptions;
+  /** Called for broker errors that belong to no call (e.g. a refused frame, a consumer that could not be resumed). Default: ignored. */
   onError?: (error: BrokerError) => void;
+  /** Called when the connection is lost, reconnects, or closes for good; see {@link ConnectionStatus}. Default: ignored. */
+  onStatus?: (status: ConnectionStatus) => void;
   /** A WebSocket constructor to use instead of the global one or `ws`. */
   WebSocket?: WebSocketConstructor;
 }
 
 /** Options of one publish. */
 export interface PublishOptions {
-  /** Producer-chosen id, delivered with the message. */
+  /**
+   * Producer-chosen id, delivered with the message, and the broker's deduplication key
+   * ([PROTO §5.15]). Default: a random UUID generated by the SDK, so that a publish sent again
+   * after a lost confirm is stored once. Give your own to deduplicate across producers or restarts.
+   */
   messageId?: string;
   headers?: MessageHeaders;
   /** 0–9, higher is delivered first. Default 0. */
@@ -59,7 +153,10 @@ export interface PublishOptions {
 
 /** What a confirmed publish tells. */
 export interface PublishResult {
-  /** True when the queue had seen this `messageId` within its dedup window: nothing new was stored. */
+  /**
+   * True when the queue had seen this `messageId` within its dedup window: nothing new was stored.
+   * A publish sent again after a reconnect may resolve with `true`: its first send was stored.
+   */
   duplicate: boolean;
 }
 
@@ -67,7 +164,7 @@ export interface PublishResult {
 export interface ConsumeOptions {
   /** Most unacked deliveries this consumer holds at once. Default 10; 0 = pull mode (see `Subscription.pull`). */
   prefetch?: number;
-  /** Tag naming the consumer on this connection. Default generated. */
+  /** Tag naming the consumer on this connection. Default generated. Kept across reconnects. */
   consumerTag?: string;
 }
 
@@ -77,11 +174,11 @@ export type MessageHandler = (message: Message) => void | Promise<void>;
 export interface Subscription {
   readonly consumerTag: string;
   readonly queue: string;
-  /** Stops deliveries; unacked messages may still be settled. */
+  /** Stops deliveries (and resuming after a reconnect); unacked messages may still be settled. */
   cancel(): Promise<void>;
-  /** Changes the prefetch window while consuming; 0 switches to pull mode. */
+  /** Changes the prefetch window while consuming; 0 switches to pull mode. Kept across reconnects. */
   setPrefetch(prefetch: number): Promise<void>;
-  /** In pull mode: asks for `count` more messages (default 1). */
+  /** In pull mode: asks for `count` more messages (default 1). Credit does not survive a reconnect. */
   pull(count?: number): Promise<void>;
 }
 
@@ -102,6 +199,11 @@ export interface Connection {
    * Publishes a message; resolves once the broker has made it durable, rejects
    * with a {@link BrokerError} when it is refused. `Uint8Array` bodies travel as
    * they are, strings as UTF-8, anything else as JSON.
+   *
+   * Waits (bounded memory) while `maxUnconfirmed` publishes are unconfirmed. Survives reconnects:
+   * it is sent again with its `messageId` until confirmed, or rejects with `E_TIMEOUT` after
+   * `publishDeadlineMs`, or with the close reason when the connection closes for good. Either
+   * rejection means the message may or may not have been stored.
    */
   publish(queue: string, body: unknown, options?: PublishOptions): Promise<PublishResult>;
   /**
@@ -109,12 +211,19 @@ export interface Connection {
    * (`x-death-queue`), or to `to`; resolves with how many moved.
    */
   redrive(queue: string, options?: { to?: string; limit?: number }): Promise<number>;
+  /** Starts a consumer. It is resumed (same tag, handler, prefetch) after every reconnect until cancelled. */
   consume(queue: string, handler: MessageHandler, options?: ConsumeOptions): Promise<Subscription>;
-  /** Publishes not yet confirmed. */
+  /** Publishes not yet confirmed (sent, or held while reconnecting). */
   readonly unconfirmed: number;
-  /** Resolves when the connection has closed, with the reason if it was not `close()`. */
+  /** Where the connection is: `open`, `reconnecting` or `closed` (for good). */
+  readonly state: ConnectionState;
+  /**
+   * Resolves when the connection has closed for good: `close()` was called (→ `undefined`), or the
+   * connection was lost with reconnecting off or impossible (→ the reason), or reconnecting gave up
+   * (→ `E_CONNECTION_CLOSED`, `cause` = the last attempt's error). Not on a loss that is reconnected.
+   */
   readonly closed: Promise<BrokerError | undefined>;
-  /** Closes the connection; pending publishes reject with `E_CONNECTION_CLOSED`. Idempotent. */
+  /** Closes the connection for good; pending publishes and requests reject with `E_CONNECTION_CLOSED`. Idempotent. */
   close(): Promise<void>;
   [Symbol.asyncDispose](): Promise<void>;
 }
@@ -123,7 +232,9 @@ const DEFAULTS = {
   connectTimeoutMs: 10_000,
   requestTimeoutMs: 30_000,
   maxUnconfirmed: 10_000,
+  publishDeadlineMs: 30_000,
   prefetch: 10,
+  reconnect: { initialDelayMs: 100, maxDelayMs: 5_000, maxAttempts: 10 },
 } as const;
 
 /** Delivery tags per ack/nack/reject frame: keeps its JSON header far below the 64 KiB limit. */
@@ -132,6 +243,58 @@ const MAX_TAGS_PER_SETTLE = 4000;
 const SEND_CHUNK_BYTES = 256 * 1024;
 /** Our inbound limit until the broker's welcome says otherwise. */
 const MAX_INBOUND_BYTES = 64 * 1024 * 1024;
+/** Longest delay a timer takes (a longer one fires at once). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+/** How long `close()` waits for the broker's side of the close handshake. */
+const CLOSE_WAIT_MS = 1000;
+
+type ResolvedReconnect = Readonly<Required<ReconnectOptions>>;
+type ResolvedOptions = Readonly<
+  Omit<ConnectOptions, 'connectTimeoutMs' | 'requestTimeoutMs' | 'maxUnconfirmed' | 'publishDeadlineMs' | 'reconnect'> & {
+    connectTimeoutMs: number;
+    requestTimeoutMs: number;
+    maxUnconfirmed: number;
+    publishDeadlineMs: number;
+    /** Undefined when reconnecting is off. */
+    reconnect: ResolvedReconnect | undefined;
+  }
+>;
+
+function invalid(message: string): BrokerError {
+  return new BrokerError('E_INVALID_ARGUMENT', message);
+}
+
+function checkPositive(name: string, value: number, { infinite = false, integer = false } = {}): number {
+  const ok = typeof value === 'number' && value > 0 && (Number.isFinite(value) ? !integer || Number.isInteger(value) : infinite && value === Infinity);
+  if (!ok) throw invalid(`"${name}" must be ${integer ? 'an integer' : 'a number'} > 0${infinite ? ' or Infinity' : ''}, got ${String(value)}`);
+  return value;
+}
+
+/** Merges the defaults into `input` and checks it, once, at `connect()`. Throws `E_INVALID_ARGUMENT`. */
+function resolveOptions(input: ConnectOptions): ResolvedOptions {
+  const { reconnect: reconnectInput, ...rest } = input;
+  let reconnect: ResolvedReconnect | undefined;
+  if (reconnectInput !== false) {
+    const r = { ...DEFAULTS.reconnect, ...(reconnectInput === true || reconnectInput === undefined ? {} : reconnectInput) };
+    checkPositive('reconnect.initialDelayMs', r.initialDelayMs);
+    checkPositive('reconnect.maxDelayMs', r.maxDelayMs);
+    if (r.maxDelayMs < r.initialDelayMs) {
+      throw invalid(`"reconnect.maxDelayMs" must be ≥ "reconnect.initialDelayMs" (${r.initialDelayMs}), got ${r.maxDelayMs}`);
+    }
+    if (!(r.maxAttempts === Infinity || (Number.isInteger(r.maxAttempts) && r.maxAttempts >= 0))) {
+      throw invalid(`"reconnect.maxAttempts" must be an integer ≥ 0 or Infinity, got ${String(r.maxAttempts)}`);
+    }
+    reconnect = Object.freeze(r);
+  }
+  return Object.freeze({
+    ...rest,
+    connectTimeoutMs: checkPositive('connectTimeoutMs', input.connectTimeoutMs ?? DEFAULTS.connectTimeoutMs),
+    requestTimeoutMs: checkPositive('requestTimeoutMs', input.requestTimeoutMs ?? DEFAULTS.requestTimeoutMs),
+    maxUnconfirmed: checkPositive('maxUnconfirmed', input.maxUnconfirmed ?? DEFAULTS.maxUnconfirmed, { integer: true }),
+    publishDeadlineMs: checkPositive('publishDeadlineMs', input.publishDeadlineMs ?? DEFAULTS.publishDeadlineMs, { infinite: true }),
+    reconnect,
+  });
+}
 
 const textEncoder = new TextEncoder();
 const STORED: PublishResult = Object.freeze({ duplicate: false });
@@ -145,19 +308,64 @@ function encodeBody(body: unknown, headers: MessageHeaders | undefined): { bytes
   return { bytes: textEncoder.encode(json), headers: { 'content-type': 'application/json', ...headers } };
 }
 
+/** A random UUID (v4) from Web Crypto: Node ≥ 19, browsers, Deno, with no Node-only import. */
+function newMessageId(): string {
+  const webCrypto = (globalThis as { crypto?: Partial<Crypto> }).crypto;
+  if (typeof webCrypto?.randomUUID === 'function') return webCrypto.randomUUID();
+  // Browsers offer randomUUID only in secure contexts; getRandomValues everywhere.
+  const bytes = new Uint8Array(16);
+  if (typeof webCrypto?.getRandomValues === 'function') webCrypto.getRandomValues(bytes);
+  else for (let i = 0; i < bytes.length; i++) bytes[i] = Math.floor(Math.random() * 256);
+  bytes[6] = (bytes[6]! & 0x0f) | 0x40;
+  bytes[8] = (bytes[8]! & 0x3f) | 0x80;
+  const hex = Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+}
+
+/** The error a close code and reason stand for ([PROTO §6]): the reason is the error code when it is one. */
+function closeError(code: number, reason: string): BrokerError {
+  // ws closes an oversized message with 1009 and no reason.
+  const wireCode = code === 1009 && reason === '' ? 'E_FRAME_TOO_LARGE' : (reason.split(':')[0] ?? '');
+  return new BrokerError(
+    isErrorCode(wireCode) ? wireCode : 'E_CONNECTION_CLOSED',
+    `connection closed by the broker (code ${code}${reason === '' ? '' : `, ${reason}`})`,
+  );
+}
+
 interface Pending<T> {
   resolve(value: T): void;
   reject(error: Error): void;
 }
 
+interface RequestEntry extends Pending<FrameOf<'ok'>> {
+  timer: ReturnType<typeof setTimeout>;
+}
+
+/** One publish until it is confirmed or refused: it outlives connections. */
+interface PublishEntry extends Pending<PublishResult> {
+  /** The frame to send; `seq` is set anew each time it is sent (seqs are per connection, [PROTO §5.4]). */
+  readonly frame: FrameOf<'publish'>;
+  /** Ms since epoch after which it rejects with `E_TIMEOUT`; Infinity for never. */
+  readonly deadlineAt: number;
+}
+
 interface ConsumerEntry {
   queue: string;
   handler: MessageHandler;
+  /** The prefetch to consume with again after a reconnect; follows `setPrefetch`. */
+  prefetch: number;
+  /** True once the broker accepted the consume: only such consumers are resumed. */
+  active: boolean;
 }
 
 class ClientConnection implements Connection {
-  readonly #options: ConnectOptions;
-  #transport!: Transport;
+  readonly #url: string;
+  readonly #options: ResolvedOptions;
+  #state: ConnectionState | 'connecting' = 'connecting';
+  /** Counts sessions; bumped when one starts and when it ends, so callbacks of a dead socket are ignored. */
+  #epoch = 0;
+  /** The socket of the current session, also during its handshake. */
+  #transport: Transport | undefined;
   readonly #writer = new FrameWriter();
   #flushQueued = false;
   /** Until the welcome says otherwise, the smallest limit a broker may have. */
@@ -168,50 +376,91 @@ class ClientConnection implements Connection {
   #heartbeatTimer: ReturnType<typeof setInterval> | undefined;
   #lastReceivedAt = Date.now();
   #lastSentAt = Date.now();
+  #welcome: Pending<void> | undefined;
 
   #nextRef = 1;
-  readonly #requests = new Map<number, Pending<FrameOf<'ok'>> & { timer: ReturnType<typeof setTimeout> }>();
+  /** Requests sent on the current session, by ref. */
+  readonly #requests = new Map<number, RequestEntry>();
+  /** Requests made while reconnecting: sent once the session is back. */
+  readonly #heldRequests = new Map<number, { frame: Frame & { ref: number }; entry: RequestEntry }>();
   #nextSeq = 1;
-  readonly #unconfirmed = new Map<number, Pending<PublishResult>>();
+  /** Every unconfirmed publish, in publish order (the order they are sent again in). */
+  readonly #publishes = new Set<PublishEntry>();
+  /** The publishes sent on the current session, by seq (ascending). */
+  readonly #bySeq = new Map<number, PublishEntry>();
+  #deadlineTimer: ReturnType<typeof setTimeout> | undefined;
   #capacityWaiters: Array<() => void> = [];
   /** Waiters woken for a freed slot that have not published yet. */
   #reservedSlots = 0;
   readonly #consumers = new Map<string, ConsumerEntry>();
   #nextConsumer = 1;
   readonly #settleQueue: SettleRequest[] = [];
+
+  /** The reconnect attempt in progress (1-based). */
+  #attempt = 0;
+  #backoffTimer: ReturnType<typeof setTimeout> | undefined;
+  #wakeBackoff: (() => void) | undefined;
+  #closing: Promise<void> | undefined;
   #closedError: BrokerError | undefined;
-  #isClosed = false;
-  #closedByUser = false;
   #resolveClosed!: (reason: BrokerError | undefined) => void;
   readonly closed: Promise<BrokerError | undefined>;
-  #welcome: Pending<void> | undefined;
 
-  constructor(options: ConnectOptions) {
+  constructor(url: string, options: ResolvedOptions) {
+    this.#url = url;
     this.#options = options;
     this.closed = new Promise((resolve) => (this.#resolveClosed = resolve));
   }
 
-  async open(url: string): Promise<void> {
-    const timeoutMs = this.#options.connectTimeoutMs ?? DEFAULTS.connectTimeoutMs;
+  /** The first connection: one attempt, no retry. */
+  async open(): Promise<void> {
+    try {
+      await this.#openSession();
+    } catch (err) {
+      this.#state = 'closed';
+      this.#endSession();
+      throw err;
+    }
+  }
+
+  /** Opens a socket and sends `hello`; resolves once `welcome` has opened the session ([PROTO §4.1]). */
+  async #openSession(): Promise<void> {
+    const epoch = ++this.#epoch;
+    const timeoutMs = this.#options.connectTimeoutMs;
     const openOptions: Parameters<typeof openTransport>[2] = { maxPayloadBytes: MAX_INBOUND_BYTES, timeoutMs };
     if (this.#options.WebSocket !== undefined) openOptions.WebSocket = this.#options.WebSocket;
-    this.#transport = await openTransport(
-      url,
-      { onMessage: (data) => this.#onMessage(data), onClose: (code, reason) => this.#onTransportClose(code, reason) },
+    const transport = await openTransport(
+      this.#url,
+      {
+        onMessage: (data) => {
+          if (epoch === this.#epoch) this.#onMessage(data);
+        },
+        onClose: (code, reason) => this.#onTransportClose(epoch, code, reason),
+      },
       openOptions,
     );
+    if (epoch !== this.#epoch || this.#state === 'closed') {
+      transport.close(1000, '');
+      throw this.#closedErrorOrDefault();
+    }
+    this.#transport = transport;
+    this.#lastReceivedAt = this.#lastSentAt = Date.now();
     const welcomed = new Promise<void>((resolve, reject) => (this.#welcome = { resolve, reject }));
     const hello: FrameOf<'hello'> = { type: 'hello', version: PROTOCOL_VERSION };
     if (this.#options.token !== undefined) hello.token = this.#options.token;
     if (this.#options.clientName !== undefined) hello.client = this.#options.clientName;
     if (this.#options.heartbeatMs !== undefined) hello.heartbeatMs = this.#options.heartbeatMs;
     this.#send(hello);
-    const timer = setTimeout(
-      () => this.#fail(new BrokerError('E_TIMEOUT', `no welcome from ${url} within ${timeoutMs} ms`)),
-      timeoutMs,
-    );
+    const timer = setTimeout(() => {
+      const welcome = this.#welcome;
+      this.#welcome = undefined;
+      welcome?.reject(new BrokerError('E_TIMEOUT', `no welcome from ${this.#url} within ${timeoutMs} ms`));
+    }, timeoutMs);
     try {
       await welcomed;
+    } catch (err) {
+      if (epoch === this.#epoch) this.#endSession();
+      else transport.close(1000, '');
+      throw err;
     } finally {
       clearTimeout(timer);
     }
@@ -231,15 +480,22 @@ class ClientConnection implements Connection {
 
   #onFrame(frame: Frame): void {
     switch (frame.type) {
-      case 'welcome':
+      case 'welcome': {
+        const welcome = this.#welcome;
+        if (welcome === undefined) return;
+        this.#welcome = undefined;
         this.#maxFrameBytes = frame.maxFrameBytes;
         this.#maxBodyBytes = frame.maxBodyBytes;
         this.#maxHeaderBytes = frame.maxHeaderBytes ?? this.#maxHeaderBytes;
         this.#heartbeatMs = frame.heartbeatMs;
         this.#startHeartbeat();
-        this.#welcome?.resolve();
-        this.#welcome = undefined;
+        const resumed = this.#state === 'reconnecting';
+        this.#state = 'open';
+        if (resumed) this.#resume();
+        welcome.resolve();
+        if (resumed) this.#emitStatus({ type: 'reconnected', attempts: this.#attempt });
         return;
+      }
       case 'heartbeat':
         return;
       case 'ok': {
@@ -255,20 +511,24 @@ class ClientConnection implements Connection {
         return;
       case 'confirm': {
         const duplicates = frame.duplicates === undefined ? undefined : new Set(frame.duplicates);
-        for (const [seq, pending] of this.#unconfirmed) {
+        for (const [seq, entry] of this.#bySeq) {
           if (seq > frame.upTo) break;
-          this.#unconfirmed.delete(seq);
-          pending.resolve(duplicates?.has(seq) === true ? DUPLICATE : STORED);
+          this.#bySeq.delete(seq);
+          this.#publishes.delete(entry);
+          entry.resolve(duplicates?.has(seq) === true ? DUPLICATE : STORED);
         }
         this.#releaseCapacity();
         return;
       }
       case 'publish.nack': {
-        const pending = this.#unconfirmed.get(frame.seq);
-        if (pending === undefined) return;
-        this.#unconfirmed.delete(frame.seq);
+        const entry = this.#bySeq.get(frame.seq);
+        if (entry === undefined) return;
+        this.#bySeq.delete(frame.seq);
+        // The broker is going away and closes next [PROTO §4.5]: send it again on the next connection.
+        if (frame.code === 'E_SHUTTING_DOWN' && this.#options.reconnect !== undefined) return;
+        this.#publishes.delete(entry);
         const opts = frame.retryAfterMs === undefined ? undefined : { retryAfterMs: frame.retryAfterMs };
-        pending.reject(new BrokerError(isErrorCode(frame.code) ? frame.code : 'E_INTERNAL', frame.message, opts));
+        entry.reject(new BrokerError(isErrorCode(frame.code) ? frame.code : 'E_INTERNAL', frame.message, opts));
         this.#releaseCapacity();
         return;
       }
@@ -289,9 +549,10 @@ class ClientConnection implements Connection {
     // A refused ack/nack/reject names its tags, so only those messages' promises reject.
     if (frame.deliveryTags !== undefined) Object.assign(error, { deliveryTags: frame.deliveryTags, expiredTags: frame.expiredTags ?? [] });
     if (this.#welcome !== undefined) {
-      this.#welcome.reject(error);
+      // The handshake was refused [PROTO §4.1]; the broker closes the socket next.
+      const welcome = this.#welcome;
       this.#welcome = undefined;
-      this.#closedError ??= error;
+      welcome.reject(error);
       return;
     }
     if (frame.ref !== undefined) {
@@ -310,12 +571,37 @@ class ClientConnection implements Connection {
     this.#options.onError?.(error);
   }
 
+  #emitStatus(status: ConnectionStatus): void {
+    try {
+      this.#options.onStatus?.(status);
+    } catch (err) {
+      // Like a throwing event listener: surface it, without breaking our own state changes.
+      queueMicrotask(() => {
+        throw err;
+      });
+    }
+  }
+
+  /** The error for a call on a delivery of session `epoch` that is no longer the current one. */
+  #staleDelivery(epoch: number, deliveryTag: number, what: string): BrokerError | undefined {
+    if (epoch === this.#epoch && this.#state === 'open') return undefined;
+    if (this.#state === 'closed') return this.#closedErrorOrDefault();
+    // Delivery tags are per connection [PROTO §5.5]: never send this one on another.
+    return new BrokerError(
+      'E_CONNECTION_CLOSED',
+      `cannot ${what} delivery ${deliveryTag}: the connection it came on was lost; the broker gives the message back to its queue and delivers it again`,
+    );
+  }
+
   #onDeliver(frame: FrameOf<'deliver'>): void {
+    const epoch = this.#epoch;
     const consumer = this.#consumers.get(frame.consumerTag);
     const message = createMessage(
       frame,
-      (request) => this.#queueSettle(request),
+      (request) => this.#queueSettle(request, epoch),
       async (deliveryTag, ms) => {
+        const stale = this.#staleDelivery(epoch, deliveryTag, 'extend');
+        if (stale !== undefined) throw stale;
         const extend: FrameOf<'extend'> = { type: 'extend', ref: this.#nextRef++, deliveryTags: [deliveryTag] };
         if (ms !== undefined) extend.ms = ms;
         const ok = await this.#request(extend as Frame & { ref: number });
@@ -338,7 +624,8 @@ class ClientConnection implements Connection {
       if (!message.settled) {
         await message.nack({ requeue: true }).catch(() => {});
       }
-      if (!(err instanceof BrokerError && err.code === 'E_DELIVERY_UNKNOWN')) {
+      // Unknown or lost deliveries are redelivered by the broker: nothing to report.
+      if (!(err instanceof BrokerError && (err.code === 'E_DELIVERY_UNKNOWN' || err.code === 'E_CONNECTION_CLOSED'))) {
         this.#emitError(
           err instanceof BrokerError ? err : new BrokerError('E_INTERNAL', `message handler failed: ${(err as Error)?.message ?? String(err)}`, { cause: err }),
         );
@@ -349,7 +636,9 @@ class ClientConnection implements Connection {
   // ---- outbound ------------------------------------------------------------
 
   #send(frame: Frame): void {
-    if (this.#isClosed) throw this.#closedErrorOrDefault();
+    if (this.#transport === undefined) {
+      throw this.#state === 'closed' ? this.#closedErrorOrDefault() : new BrokerError('E_CONNECTION_CLOSED', 'not connected to the broker');
+    }
     // Never let one WebSocket message outgrow the broker's limit: an upper bound of this frame's size.
     const bound = ('body' in frame ? frame.body.length : 0) + this.#maxHeaderBytes + FRAME_OVERHEAD_BYTES;
     if (this.#writer.count > 0 && this.#writer.length + bound > this.#maxFrameBytes) this.#flush();
@@ -364,33 +653,44 @@ class ClientConnection implements Connection {
 
   #flush(): void {
     this.#flushQueued = false;
+    if (this.#transport === undefined) return;
     this.#flushSettles();
-    if (this.#writer.count === 0 || this.#isClosed) return;
+    if (this.#writer.count === 0) return;
     this.#lastSentAt = Date.now();
     this.#transport.send(this.#writer.take());
   }
 
+  /** Sends a request now, or once the session is back; rejects with `E_TIMEOUT` after `requestTimeoutMs` either way. */
   #request(frame: Frame & { ref: number }): Promise<FrameOf<'ok'>> {
-    const timeoutMs = this.#options.requestTimeoutMs ?? DEFAULTS.requestTimeoutMs;
+    if (this.#state === 'closed') return Promise.reject(this.#closedErrorOrDefault());
+    const timeoutMs = this.#options.requestTimeoutMs;
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
+        const held = this.#heldRequests.delete(frame.ref);
         this.#requests.delete(frame.ref);
-        reject(new BrokerError('E_TIMEOUT', `${frame.type} got no reply within ${timeoutMs} ms`));
+        reject(new BrokerError('E_TIMEOUT', `${frame.type} got no reply within ${timeoutMs} ms${held ? ' (the connection was not back in time)' : ''}`));
       }, timeoutMs);
-      this.#requests.set(frame.ref, { resolve, reject, timer });
-      try {
-        this.#send(frame);
-      } catch (err) {
-        clearTimeout(timer);
-        this.#requests.delete(frame.ref);
-        reject(err as Error);
-      }
+      const entry: RequestEntry = { resolve, reject, timer };
+      if (this.#state === 'open') this.#sendRequest(frame, entry);
+      else this.#heldRequests.set(frame.ref, { frame, entry });
     });
   }
 
-  #queueSettle(request: SettleRequest): void {
-    if (this.#isClosed) {
-      request.reject(this.#closedErrorOrDefault());
+  #sendRequest(frame: Frame & { ref: number }, entry: RequestEntry): void {
+    this.#requests.set(frame.ref, entry);
+    try {
+      this.#send(frame);
+    } catch (err) {
+      clearTimeout(entry.timer);
+      this.#requests.delete(frame.ref);
+      entry.reject(err as Error);
+    }
+  }
+
+  #queueSettle(request: SettleRequest, epoch: number): void {
+    const stale = this.#staleDelivery(epoch, request.deliveryTag, request.action);
+    if (stale !== undefined) {
+      request.reject(stale);
       return;
     }
     this.#settleQueue.push(request);
@@ -432,7 +732,7 @@ class ClientConnection implements Connection {
                 ...(first.reason === undefined ? {} : { reason: first.reason }),
               } as const)
             : ({ type: 'reject', ref, deliveryTags, ...(first.reason === undefined ? {} : { reason: first.reason }) } as const);
-      const timeoutMs = this.#options.requestTimeoutMs ?? DEFAULTS.requestTimeoutMs;
+      const timeoutMs = this.#options.requestTimeoutMs;
       const timer = setTimeout(() => {
         this.#requests.delete(ref);
         for (const r of group) r.reject(new BrokerError('E_TIMEOUT', `${first.action} got no reply within ${timeoutMs} ms`));
@@ -461,7 +761,11 @@ class ClientConnection implements Connection {
   // ---- API -----------------------------------------------------------------
 
   get unconfirmed(): number {
-    return this.#unconfirmed.size;
+    return this.#publishes.size;
+  }
+
+  get state(): ConnectionState {
+    return this.#state === 'connecting' ? 'reconnecting' : this.#state;
   }
 
   async assertQueue(name: string, options?: QueueOptions): Promise<QueueInfo> {
@@ -482,6 +786,9 @@ class ClientConnection implements Connection {
   }
 
   async publish(queue: string, body: unknown, options: PublishOptions = {}): Promise<PublishResult> {
+    // The deadline counts from the call: waiting for capacity is part of it.
+    const deadlineAt = Date.now() + this.#options.publishDeadlineMs;
+    if (this.#state === 'closed') throw this.#closedErrorOrDefault();
     const encoded = encodeBody(body, options.headers);
     if (encoded.bytes.length > this.#maxBodyBytes) {
       throw new BrokerError('E_MESSAGE_TOO_LARGE', `body is ${encoded.bytes.length} bytes, the broker's limit is ${this.#maxBodyBytes}`);
@@ -493,28 +800,82 @@ class ClientConnection implements Connection {
         throw new BrokerError('E_FRAME_TOO_LARGE', `headers are ${headerBytes} bytes as JSON; the broker's header limit is ${this.#maxHeaderBytes} bytes per frame`);
       }
     }
-    const limit = this.#options.maxUnconfirmed ?? DEFAULTS.maxUnconfirmed;
-    if (this.#unconfirmed.size + this.#reservedSlots >= limit || this.#capacityWaiters.length > 0) {
-      // Bounded memory: wait, in arrival order, for a slot freed by a confirm.
+    if (this.#publishes.size + this.#reservedSlots >= this.#options.maxUnconfirmed || this.#capacityWaiters.length > 0) {
+      // Bounded memory: wait, in arrival order, for a slot freed by a confirm, a refusal or a deadline.
       await new Promise<void>((resolve) => this.#capacityWaiters.push(resolve));
       this.#reservedSlots--;
+      if (this.#isClosed()) throw this.#closedErrorOrDefault();
+      if (Date.now() >= deadlineAt) {
+        this.#releaseCapacity(); // the slot this call was woken for goes to the next waiter
+        throw new BrokerError(
+          'E_TIMEOUT',
+          `publish to "${queue}" waited for capacity (maxUnconfirmed ${this.#options.maxUnconfirmed}) beyond publishDeadlineMs (${this.#options.publishDeadlineMs} ms); it was not sent`,
+        );
+      }
     }
-    const frame: FrameOf<'publish'> = { type: 'publish', seq: this.#nextSeq++, queue, body: encoded.bytes };
-    if (options.messageId !== undefined) frame.messageId = options.messageId;
+    // Every publish has an id, so the broker can tell a resend after a lost confirm [PROTO §5.15].
+    const frame: FrameOf<'publish'> = { type: 'publish', seq: 0, queue, body: encoded.bytes, messageId: options.messageId ?? newMessageId() };
     if (encoded.headers !== undefined) frame.headers = encoded.headers;
     if (options.priority !== undefined) frame.priority = options.priority;
     if (options.delayMs !== undefined) frame.delayMs = options.delayMs;
     if (options.notBefore !== undefined) frame.notBefore = options.notBefore instanceof Date ? options.notBefore.getTime() : options.notBefore;
     if (options.ttlMs !== undefined) frame.ttlMs = options.ttlMs;
     return new Promise<PublishResult>((resolve, reject) => {
-      this.#send(frame);
-      this.#unconfirmed.set(frame.seq, { resolve, reject });
+      const entry: PublishEntry = { frame, deadlineAt, resolve, reject };
+      this.#publishes.add(entry);
+      if (this.#state === 'open') this.#sendPublish(entry);
+      this.#armDeadline();
     });
   }
 
+  #sendPublish(entry: PublishEntry): void {
+    // A new seq on every send: seqs must increase on each connection [PROTO §5.4].
+    entry.frame.seq = this.#nextSeq++;
+    this.#bySeq.set(entry.frame.seq, entry);
+    this.#send(entry.frame);
+  }
+
+  /** Keeps one timer, due when the oldest publish's deadline passes. */
+  #armDeadline(): void {
+    if (this.#deadlineTimer !== undefined || this.#state === 'closed') return;
+    const oldest = this.#publishes.values().next();
+    if (oldest.done === true || oldest.value.deadlineAt === Infinity) return;
+    const delayMs = Math.min(Math.max(0, oldest.value.deadlineAt - Date.now()), MAX_TIMER_MS);
+    this.#deadlineTimer = setTimeout(() => {
+      this.#deadlineTimer = undefined;
+      this.#expirePublishes();
+      this.#armDeadline();
+    }, delayMs);
+  }
+
+  /** Rejects the publishes whose deadline passed. Deadlines grow in publish order, so only the oldest can be due. */
+  #expirePublishes(): void {
+    const now = Date.now();
+    let expired = 0;
+    for (const entry of this.#publishes) {
+      if (entry.deadlineAt > now) break;
+      this.#publishes.delete(entry);
+      if (this.#bySeq.get(entry.frame.seq) === entry) this.#bySeq.delete(entry.frame.seq);
+      expired++;
+      entry.reject(
+        new BrokerError(
+          'E_TIMEOUT',
+          `publish to "${entry.frame.queue}" (messageId ${entry.frame.messageId}) was not confirmed within publishDeadlineMs (${this.#options.publishDeadlineMs} ms)` +
+            `${this.#state === 'open' ? '' : ', the broker being unreachable'}; it may or may not have been stored. ` +
+            `Publishing it again with the same messageId is deduplicated within the queue's dedup window`,
+        ),
+      );
+    }
+    if (expired > 0) this.#releaseCapacity();
+  }
+
   #releaseCapacity(): void {
-    const limit = this.#options.maxUnconfirmed ?? DEFAULTS.maxUnconfirmed;
-    const free = limit - this.#unconfirmed.size - this.#reservedSlots;
+    if (this.#publishes.size === 0) {
+      // Nothing left to time out.
+      clearTimeout(this.#deadlineTimer);
+      this.#deadlineTimer = undefined;
+    }
+    const free = this.#options.maxUnconfirmed - this.#publishes.size - this.#reservedSlots;
     if (free <= 0 || this.#capacityWaiters.length === 0) return;
     const woken = this.#capacityWaiters.splice(0, free);
     this.#reservedSlots += woken.length;
@@ -529,23 +890,44 @@ class ClientConnection implements Connection {
   async consume(queue: string, handler: MessageHandler, options: ConsumeOptions = {}): Promise<Subscription> {
     const consumerTag = options.consumerTag ?? `c${this.#nextConsumer++}`;
     const prefetch = options.prefetch ?? DEFAULTS.prefetch;
-    this.#consumers.set(consumerTag, { queue, handler });
+    if (this.#consumers.has(consumerTag)) {
+      throw new BrokerError('E_CONSUMER_TAG_IN_USE', `consumer tag ${consumerTag} is already in use on this connection`);
+    }
+    const consumer: ConsumerEntry = { queue, handler, prefetch, active: false };
+    this.#consumers.set(consumerTag, consumer);
     try {
       await this.#request({ type: 'consume', ref: this.#nextRef++, queue, consumerTag, prefetch });
     } catch (err) {
-      this.#consumers.delete(consumerTag);
+      if (this.#consumers.get(consumerTag) === consumer) this.#consumers.delete(consumerTag);
       throw err;
     }
+    consumer.active = true;
+    const current = (): boolean => this.#consumers.get(consumerTag) === consumer;
     return {
       consumerTag,
       queue,
       cancel: async () => {
-        if (!this.#consumers.has(consumerTag)) return;
-        await this.#request({ type: 'cancel', ref: this.#nextRef++, consumerTag });
-        this.#consumers.delete(consumerTag);
+        if (!current()) return;
+        // While reconnecting the broker holds no consumer of ours: just don't resume it.
+        if (this.#state === 'reconnecting') {
+          this.#consumers.delete(consumerTag);
+          return;
+        }
+        try {
+          await this.#request({ type: 'cancel', ref: this.#nextRef++, consumerTag });
+        } catch (err) {
+          // A lost connection took the broker's consumer with it.
+          if (!(err instanceof BrokerError && err.code === 'E_CONNECTION_CLOSED')) throw err;
+        }
+        if (current()) this.#consumers.delete(consumerTag);
       },
       setPrefetch: async (next) => {
+        if (this.#state === 'reconnecting' && current()) {
+          consumer.prefetch = next; // used when it is resumed
+          return;
+        }
         await this.#request({ type: 'consumer.update', ref: this.#nextRef++, consumerTag, prefetch: next });
+        consumer.prefetch = next;
       },
       pull: async (count = 1) => {
         await this.#request({ type: 'pull', ref: this.#nextRef++, consumerTag, count });
@@ -556,11 +938,14 @@ class ClientConnection implements Connection {
   // ---- lifecycle -----------------------------------------------------------
 
   #startHeartbeat(): void {
+    clearInterval(this.#heartbeatTimer);
+    this.#heartbeatTimer = undefined;
     if (this.#heartbeatMs === 0) return;
     this.#heartbeatTimer = setInterval(() => {
+      if (this.#transport === undefined) return;
       const now = Date.now();
       if (now - this.#lastReceivedAt > 2 * this.#heartbeatMs) {
-        this.#fail(new BrokerError('E_HEARTBEAT_TIMEOUT', `nothing received from the broker for ${now - this.#lastReceivedAt} ms`));
+        this.#lose(new BrokerError('E_HEARTBEAT_TIMEOUT', `nothing received from the broker for ${now - this.#lastReceivedAt} ms`));
         return;
       }
       if (now - this.#lastSentAt >= this.#heartbeatMs / 2) this.#send({ type: 'heartbeat' });
@@ -569,62 +954,200 @@ class ClientConnection implements Connection {
     (this.#heartbeatTimer as { unref?: () => void }).unref?.();
   }
 
+  #isClosed(): boolean {
+    return this.#state === 'closed';
+  }
+
   #closedErrorOrDefault(): BrokerError {
     return this.#closedError ?? new BrokerError('E_CONNECTION_CLOSED', 'connection is closed');
   }
 
-  /** Closes the socket and settles everything pending with `error`. */
-  #fail(error: BrokerError): void {
-    if (this.#isClosed) return;
-    this.#closedError ??= error;
+  #onTransportClose(epoch: number, code: number, reason: string): void {
+    if (epoch !== this.#epoch) return;
+    const error = code === 1000 ? new BrokerError('E_CONNECTION_CLOSED', 'connection closed (code 1000)') : closeError(code, reason);
+    if (this.#welcome !== undefined) {
+      // During the handshake: #openSession fails with it.
+      const welcome = this.#welcome;
+      this.#welcome = undefined;
+      welcome.reject(error);
+      return;
+    }
+    this.#lose(error);
+  }
+
+  /** Drops the current session's socket and per-session state (not publishes or consumers). */
+  #endSession(): void {
+    this.#epoch++;
+    clearInterval(this.#heartbeatTimer);
+    this.#heartbeatTimer = undefined;
+    const transport = this.#transport;
+    this.#transport = undefined;
+    if (this.#writer.count > 0) this.#writer.take();
     try {
-      this.#transport.close(1000, '');
+      transport?.close(1000, '');
     } catch {
       // already closing
     }
-    this.#onTransportClose(1006, error.message);
   }
 
-  #onTransportClose(code: number, reason: string): void {
-    if (this.#isClosed) return;
-    this.#isClosed = true;
-    clearInterval(this.#heartbeatTimer);
-    if (this.#closedError === undefined && code !== 1000) {
-      // The broker puts the error code in the close reason; ws closes an oversized message with 1009 and none.
-      const wireCode = code === 1009 && reason === '' ? 'E_FRAME_TOO_LARGE' : (reason.split(':')[0] ?? '');
-      this.#closedError = new BrokerError(
-        isErrorCode(wireCode) ? wireCode : 'E_CONNECTION_CLOSED',
-        `connection closed by the broker (code ${code}${reason === '' ? '' : `, ${reason}`})`,
-      );
+  /** The open session is gone: reconnect if we may, else close for good. */
+  #lose(error: BrokerError): void {
+    if (this.#state !== 'open') return;
+    if (this.#closing !== undefined) {
+      this.#shutdown(new BrokerError('E_CONNECTION_CLOSED', 'connection was closed by the client'), true);
+      return;
     }
-    const error = this.#closedErrorOrDefault();
-    this.#welcome?.reject(error);
+    // A non-retryable close (a frame the broker could not take, a refused handshake) would repeat.
+    if (this.#options.reconnect === undefined || !error.retryable) {
+      this.#shutdown(error);
+      return;
+    }
+    this.#endSession();
+    this.#state = 'reconnecting';
+    const lost = new BrokerError('E_CONNECTION_CLOSED', `connection to the broker lost before the reply came (${error.message}); it may or may not have been carried out`, {
+      cause: error,
+    });
+    for (const req of this.#requests.values()) {
+      clearTimeout(req.timer);
+      req.reject(lost);
+    }
+    this.#requests.clear();
+    for (const r of this.#settleQueue.splice(0)) r.reject(lost);
+    // Kept in #publishes, they are sent again, with new seqs, once reconnected.
+    this.#bySeq.clear();
+    this.#emitStatus({ type: 'disconnected', error });
+    void this.#reconnectLoop(error);
+  }
+
+  async #reconnectLoop(cause: BrokerError): Promise<void> {
+    const policy = this.#options.reconnect!;
+    let lastError: Error = cause;
+    for (let attempt = 1; attempt <= policy.maxAttempts; attempt++) {
+      // Exponential backoff with full jitter.
+      const capMs = Math.min(policy.maxDelayMs, policy.initialDelayMs * 2 ** Math.min(attempt - 1, 40));
+      const delayMs = Math.floor(Math.random() * capMs);
+      this.#attempt = attempt;
+      this.#emitStatus({ type: 'reconnecting', attempt, delayMs, error: lastError });
+      await this.#sleep(delayMs);
+      if (this.#state !== 'reconnecting') return;
+      try {
+        await this.#openSession();
+        return; // the welcome resumed the session
+      } catch (err) {
+        if (this.#state !== 'reconnecting') return;
+        lastError = err instanceof Error ? err : new Error(String(err));
+        // A refused handshake (bad token, protocol version) does not get better by retrying [PROTO §4.1].
+        if (err instanceof BrokerError && !err.retryable) {
+          this.#shutdown(err);
+          return;
+        }
+      }
+    }
+    this.#shutdown(
+      new BrokerError('E_CONNECTION_CLOSED', `gave up reconnecting to ${this.#url} after ${policy.maxAttempts} failed attempts; last error: ${lastError.message}`, {
+        cause: lastError,
+      }),
+    );
+  }
+
+  #sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      this.#wakeBackoff = resolve;
+      // Not unref'd: like an open socket, a connection that is reconnecting keeps the process alive.
+      this.#backoffTimer = setTimeout(() => {
+        this.#backoffTimer = undefined;
+        this.#wakeBackoff = undefined;
+        resolve();
+      }, ms);
+    });
+  }
+
+  /** After a reconnect: consumers again, then held publishes in order, then requests made meanwhile. */
+  #resume(): void {
+    // The broker removed our consumers with the old connection [PROTO §5.9]: consume again, same tags.
+    for (const [consumerTag, consumer] of this.#consumers) {
+      if (!consumer.active) continue;
+      this.#request({ type: 'consume', ref: this.#nextRef++, queue: consumer.queue, consumerTag, prefetch: consumer.prefetch }).catch((err: unknown) => {
+        if (this.#state === 'closed' || this.#consumers.get(consumerTag) !== consumer) return;
+        // Lost again or no answer: tried again with the next session.
+        if (err instanceof BrokerError && (err.code === 'E_CONNECTION_CLOSED' || err.code === 'E_TIMEOUT')) return;
+        this.#consumers.delete(consumerTag);
+        const code = err instanceof BrokerError ? err.code : 'E_INTERNAL';
+        this.#emitError(
+          new BrokerError(code, `consumer ${consumerTag} of queue "${consumer.queue}" could not be resumed after reconnecting: ${(err as Error)?.message ?? String(err)}`, {
+            cause: err,
+          }),
+        );
+      });
+    }
+    // Outcome unknown [PROTO §4.5]: publish again with the same messageId; dedup keeps one [PROTO §5.15].
+    for (const entry of this.#publishes) this.#sendPublish(entry);
+    for (const [ref, held] of this.#heldRequests) {
+      this.#heldRequests.delete(ref);
+      this.#sendRequest(held.frame, held.entry);
+    }
+  }
+
+  /** Closes for good and settles everything pending with `error`. */
+  #shutdown(error: BrokerError, byUser = false): void {
+    if (this.#state === 'closed') return;
+    this.#state = 'closed';
+    this.#closedError = error;
+    this.#endSession();
+    clearTimeout(this.#backoffTimer);
+    this.#backoffTimer = undefined;
+    this.#wakeBackoff?.();
+    this.#wakeBackoff = undefined;
+    clearTimeout(this.#deadlineTimer);
+    this.#deadlineTimer = undefined;
+    const welcome = this.#welcome;
     this.#welcome = undefined;
+    welcome?.reject(error);
     for (const req of this.#requests.values()) {
       clearTimeout(req.timer);
       req.reject(error);
     }
     this.#requests.clear();
-    for (const pending of this.#unconfirmed.values()) pending.reject(error);
-    this.#unconfirmed.clear();
+    for (const { entry } of this.#heldRequests.values()) {
+      clearTimeout(entry.timer);
+      entry.reject(error);
+    }
+    this.#heldRequests.clear();
     for (const r of this.#settleQueue.splice(0)) r.reject(error);
+    if (this.#publishes.size > 0) {
+      const unconfirmed = byUser
+        ? new BrokerError('E_CONNECTION_CLOSED', 'connection was closed by the client before the broker confirmed this publish; it may or may not have been stored')
+        : new BrokerError(error.code, `${error.message}; the publish was not confirmed, so it may or may not have been stored`, { cause: error });
+      for (const entry of this.#publishes) entry.reject(unconfirmed);
+      this.#publishes.clear();
+      this.#bySeq.clear();
+    }
     const waiting = this.#capacityWaiters.splice(0);
     this.#reservedSlots += waiting.length;
     for (const wake of waiting) wake(); // each then fails with the close error
     this.#consumers.clear();
-    this.#resolveClosed(this.#closedByUser ? undefined : error);
+    const reason = byUser ? undefined : error;
+    this.#resolveClosed(reason);
+    this.#emitStatus({ type: 'closed', error: reason });
   }
 
-  async close(): Promise<void> {
-    if (this.#isClosed) return;
-    this.#flush();
-    this.#closedByUser = true;
-    this.#closedError ??= new BrokerError('E_CONNECTION_CLOSED', 'connection was closed by the client');
-    const closed = this.closed;
-    this.#transport.close(1000, '');
-    // The socket's close event settles everything; don't wait on a peer that is gone.
-    await Promise.race([closed, new Promise((resolve) => setTimeout(resolve, 1000))]);
-    this.#onTransportClose(1000, '');
+  close(): Promise<void> {
+    if (this.#state === 'closed') return Promise.resolve();
+    this.#closing ??= this.#close();
+    return this.#closing;
+  }
+
+  async #close(): Promise<void> {
+    const transport = this.#transport;
+    if (this.#state === 'open' && transport !== undefined) {
+      this.#flush();
+      transport.close(1000, '');
+      // The socket's close event settles everything; don't wait on a peer that is gone.
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([this.closed, new Promise((resolve) => (timer = setTimeout(resolve, CLOSE_WAIT_MS)))]);
+      clearTimeout(timer);
+    }
+    this.#shutdown(new BrokerError('E_CONNECTION_CLOSED', 'connection was closed by the client'), true);
   }
 
   [Symbol.asyncDispose](): Promise<void> {
@@ -633,11 +1156,13 @@ class ClientConnection implements Connection {
 }
 
 /**
- * Connects to a broker and completes the handshake.
- * Rejects with `E_AUTH_FAILED`, `E_PROTOCOL_VERSION`, `E_TIMEOUT` or a socket error.
+ * Connects to a broker and completes the handshake: one attempt, not retried.
+ * Rejects with `E_AUTH_FAILED`, `E_PROTOCOL_VERSION`, `E_TIMEOUT` (no welcome within
+ * `connectTimeoutMs`), a socket error, or `E_INVALID_ARGUMENT` for bad options.
+ * Once connected, the connection reconnects by itself (see {@link ConnectOptions.reconnect}).
  */
 export async function connect(url: string, options: ConnectOptions = {}): Promise<Connection> {
-  const conn = new ClientConnection(options);
-  await conn.open(url);
+  const conn = new ClientConnection(url, resolveOptions(options));
+  await conn.open();
   return conn;
 }

@@ -1,7 +1,19 @@
 /** The Berth SDK: connect, publish with confirms, consume with prefetch. */
 export { connect } from './connection.js';
 export { BrokerError, ErrorCodes } from '../protocol/index.js';
-export type { Connection, ConnectOptions, PublishOptions, PublishResult, ConsumeOptions, MessageHandler, Subscription, QueueInfo } from './connection.js';
+export type {
+  Connection,
+  ConnectOptions,
+  ConnectionState,
+  ConnectionStatus,
+  ReconnectOptions,
+  PublishOptions,
+  PublishResult,
+  ConsumeOptions,
+  MessageHandler,
+  Subscription,
+  QueueInfo,
+} from './connection.js';
 export type { Message } from './message.js';
 export type { WebSocketConstructor } from './transport.js';
 export type { ErrorCode, QueueOptions, MessageHeaders } from '../protocol/index.js';

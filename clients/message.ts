@@ -35,7 +35,12 @@ export interface Message {
   text(): string;
   /** The body parsed as JSON. */
   json<T = unknown>(): T;
-  /** Settles the delivery as done. Rejects with `E_DELIVERY_UNKNOWN` if the broker no longer holds it for us. */
+  /**
+   * Settles the delivery as done. Rejects with `E_DELIVERY_UNKNOWN` if the broker no longer holds it for us,
+   * and with `E_CONNECTION_CLOSED` if the connection it came on was lost (even if it has reconnected since:
+   * delivery tags belong to one connection, and the broker delivers the message again). The same holds for
+   * `nack`, `reject` and `extend`.
+   */
   ack(): Promise<void>;
   /**
    * Gives the message back: to the queue's head by default, after `delayMs` if given

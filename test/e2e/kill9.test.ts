@@ -21,7 +21,7 @@ describe('kill -9', () => {
     for (let round = 0; round < ROUNDS; round++) {
       const server = await spawnServer(dataDir);
       t.after(() => server.child.kill('SIGKILL'));
-      const conn = await connect(server.url, { maxUnconfirmed: 1000 });
+      const conn = await connect(server.url, { maxUnconfirmed: 1000, reconnect: false }); // each round sees its own broker die
       await conn.assertQueue('durable');
       let connectionLost = false;
       void conn.closed.then(() => (connectionLost = true));
@@ -78,7 +78,7 @@ describe('kill -9 with messages in every state', () => {
     const dataDir = tempDir(t);
     const first = await spawnServer(dataDir);
     t.after(() => first.child.kill('SIGKILL'));
-    const conn = await connect(first.url);
+    const conn = await connect(first.url, { reconnect: false });
     await conn.assertQueue('work', { deadLetterQueue: 'work.dlq', visibilityTimeoutMs: 60_000 });
     const delayedUntil = Date.now() + 1500;
     await conn.publish('work', 'delayed', { notBefore: delayedUntil, messageId: 'd-1' });

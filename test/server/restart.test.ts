@@ -10,7 +10,7 @@ describe('restart', () => {
     const dataDir = tempDir(t);
     const logger = pino({ level: 'silent' });
     const first = await startBroker({ port: 0, dataDir, logger });
-    const conn = await connect(first.url);
+    const conn = await connect(first.url, { reconnect: false }); // this test restarts the broker itself
     await conn.assertQueue('orders', { maxDeliveries: 5, deadLetterQueue: 'orders.dlq' });
     await Promise.all(Array.from({ length: 3000 }, (_, i) => conn.publish('orders', `o${i}`, { priority: i % 3 === 0 ? 4 : 0 })));
     const held: Message[] = [];
