@@ -1,0 +1,93 @@
+/**
+ * How big each workload is in full and quick mode.
+ *
+ * Every measured throughput phase stops at its message count or at its time cap,
+ * whichever comes first (a capped run reports messages done / time and says so
+ * in its notes): the cap only binds the slower systems, and keeps three rounds
+ * of six systems well under 30 minutes on a 2-core machine.
+ */
+
+export type Mode = 'full' | 'quick';
+
+export interface Scale {
+  rounds: number;
+  w1: { count: number; inFlight: number; capMs: number };
+  w2: { count: number; capMs: number };
+  w3: { count: number; prefetches: readonly number[]; capMs: number };
+  w4: { count: number; inFlight: number; prefetch: number; capMs: number };
+  w5: { rate: number; seconds: number; warmup: number; prefetch: number };
+  w7: { count: number; drainPrefetch: number; rounds: number; drainCapMs: number };
+  w8: {
+    queues: number;
+    consumersPerQueue: number;
+    prefetch: number;
+    producers: number;
+    messages: number;
+    inFlight: number;
+    capMs: number;
+    /** Rounds of the fan-in case (a capacity test: one round in full mode). */
+    rounds: number;
+    idleConnections: number;
+    idleProcesses: number;
+    idleRounds: number;
+    /** Wait before the baseline RSS and after the last connection opened. */
+    idleSettleMs: number;
+  };
+}
+
+export const FULL: Scale = {
+  rounds: 3,
+  w1: { count: 100_000, inFlight: 1000, capMs: 20_000 },
+  w2: { count: 5_000, capMs: 20_000 },
+  // 20k, not 100k, per run: 4 prefetch levels × 6 systems × 3 rounds of pre-filling and draining
+  // 100k would take ~25 minutes on their own here. Rates are steady well before 20k.
+  w3: { count: 20_000, prefetches: [1, 10, 100, 1000], capMs: 4_000 },
+  w4: { count: 100_000, inFlight: 1000, prefetch: 100, capMs: 10_000 },
+  w5: { rate: 1000, seconds: 10, warmup: 500, prefetch: 100 },
+  // w7 and w8 are capacity tests (1M stored; 1000 consumers; 5000 connections): one round each keeps
+  // the full run near 25 minutes; w1–w5 get three rounds.
+  w7: { count: 1_000_000, drainPrefetch: 1000, rounds: 1, drainCapMs: 10_000 },
+  w8: {
+    queues: 100,
+    consumersPerQueue: 10,
+    prefetch: 10,
+    producers: 4,
+    messages: 100_000,
+    inFlight: 1000,
+    capMs: 10_000,
+    rounds: 1,
+    idleConnections: 5000,
+    idleProcesses: 5,
+    idleRounds: 1,
+    idleSettleMs: 3000,
+  },
+};
+
+export const QUICK: Scale = {
+  rounds: 1,
+  w1: { count: 5_000, inFlight: 1000, capMs: 3000 },
+  w2: { count: 300, capMs: 3000 },
+  w3: { count: 500, prefetches: [1, 10, 100, 1000], capMs: 1000 },
+  w4: { count: 5_000, inFlight: 1000, prefetch: 100, capMs: 3000 },
+  w5: { rate: 1000, seconds: 1, warmup: 200, prefetch: 100 },
+  w7: { count: 5_000, drainPrefetch: 1000, rounds: 1, drainCapMs: 2000 },
+  w8: {
+    queues: 10,
+    consumersPerQueue: 3,
+    prefetch: 10,
+    producers: 2,
+    messages: 2_000,
+    inFlight: 1000,
+    capMs: 2000,
+    rounds: 1,
+    idleConnections: 300,
+    idleProcesses: 2,
+    idleRounds: 1,
+    idleSettleMs: 500,
+  },
+};
+
+export function scaleFor(mode: Mode): Scale {
+  // A copy: the orchestrator may change rounds.
+  return structuredClone(mode === 'quick' ? QUICK : FULL);
+}
