@@ -174,7 +174,8 @@ export class FrameWriter {
   #buf: Uint8Array;
   #length = 0;
 
-  constructor(initialBytes = 16 * 1024) {
+  // Small at first: idle connections are many (w8), and a busy one grows this once and keeps it.
+  constructor(initialBytes = 512) {
     this.#buf = new Uint8Array(initialBytes);
   }
 

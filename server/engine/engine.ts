@@ -46,8 +46,12 @@ import { RateLimiter } from './rate-limiter.js';
 export const PRIORITY_LEVELS = 10;
 /** Delayed messages promoted per store call. */
 const PROMOTE_BATCH = 1000;
-/** Message ids remembered across all queues, whatever the windows: bounds memory (~40 MB). */
-export const MAX_DEDUP_IDS = 200_000;
+/**
+ * Message ids remembered across all queues, whatever the windows: bounds memory (~12 MB)
+ * and the restart read-back. The SDK resends at most its unconfirmed window (10,000 by
+ * default) after a reconnect, so this covers several producers at once.
+ */
+export const MAX_DEDUP_IDS = 50_000;
 /** Expired delivery tags remembered per session, for a precise error on a late ack. */
 const MAX_EXPIRED_TAGS = 10_000;
 /** Most messages moved by one redrive call unless asked for fewer. */
