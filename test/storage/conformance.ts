@@ -8,9 +8,10 @@ import { describe, it, type TestContext } from 'node:test';
 import { emptyBatch } from '../../storage/index.js';
 import type { MessageRecord, NewMessage, QueueCounts, Store, WriteBatch } from '../../storage/index.js';
 
-const T0 = 1_700_000_000_000; // a fixed "now" (ms since epoch): the store takes time as an argument
+export const T0 = 1_700_000_000_000; // a fixed "now" (ms since epoch): the store takes time as an argument
 
-function newMessage(queueId: number, overrides: Partial<NewMessage> = {}): NewMessage {
+/** A message to enqueue, with every field at a plain default unless overridden. */
+export function newMessage(queueId: number, overrides: Partial<NewMessage> = {}): NewMessage {
   return {
     queueId,
     priority: 0,

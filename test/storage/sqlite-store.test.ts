@@ -4,10 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it, type TestContext } from 'node:test';
 import { emptyBatch, openSqliteStore } from '../../storage/index.js';
-import type { NewMessage, SqliteStoreOptions, Store } from '../../storage/index.js';
-import { storeConformance } from './conformance.js';
+import type { SqliteStoreOptions, Store } from '../../storage/index.js';
+import { newMessage as message, storeConformance, T0 } from './conformance.js';
 
-const T0 = 1_700_000_000_000;
 
 /** A fresh directory, and `track(store)`: after the test, tracked stores close, then the directory goes. */
 function tempDir(t: TestContext) {
@@ -31,19 +30,6 @@ storeConformance('sqlite file', (t) => {
   return track(openSqliteStore({ path: join(dir, 'berth.db') }));
 });
 
-function message(queueId: number, overrides: Partial<NewMessage> = {}): NewMessage {
-  return {
-    queueId,
-    priority: 0,
-    messageId: null,
-    headers: null,
-    body: new TextEncoder().encode('body'),
-    publishedAt: T0,
-    expiresAt: null,
-    readyAt: 0,
-    ...overrides,
-  };
-}
 
 describe('sqlite store on disk', () => {
   function setup(t: TestContext, options: Partial<SqliteStoreOptions> = {}) {
