@@ -418,6 +418,9 @@ export class Engine {
     this.#queues.delete(name);
     this.#queuesById.delete(queue.id);
     this.#rateWaits.delete(queue);
+    // SQLite may hand the same id to a queue declared later: forget this one's message ids.
+    const prefix = `${queue.id}/`;
+    for (const key of this.#dedup.keys()) if (key.startsWith(prefix)) this.#dedup.delete(key);
     for (const consumer of [...queue.consumers]) {
       consumer.session.consumers.delete(consumer.tag);
       this.#removeConsumer(consumer);

@@ -199,6 +199,16 @@ describe('deduplication', () => {
     assert.equal(stats('once').stats.duplicates, 2);
   });
 
+  it('forgets the ids of a deleted queue, so a queue declared again under its name starts fresh', async (t) => {
+    const { conn, stats } = await setup(t);
+    await conn.assertQueue('again');
+    await conn.publish('again', 'a', { messageId: 'x-1' });
+    await conn.deleteQueue('again');
+    await conn.assertQueue('again');
+    assert.deepEqual(await conn.publish('again', 'a', { messageId: 'x-1' }), { duplicate: false });
+    assert.equal(stats('again').ready, 1);
+  });
+
   it('does not deduplicate when the window is 0', async (t) => {
     const { conn, stats } = await setup(t);
     await conn.assertQueue('many', { dedupWindowMs: 0 });
