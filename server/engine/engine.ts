@@ -361,7 +361,6 @@ export class Engine {
     session.consumers.clear();
     // Newest first with pushFront, so the queue gets them back in their original order.
     const held = [...session.unacked.values()].reverse();
-    session.unacked.clear();
     for (const d of held) {
       this.#release(d);
       this.#requeue(d.queue, d.message);
@@ -369,8 +368,9 @@ export class Engine {
     this.#scheduleFlush();
   }
 
-  /** Forgets an unacked delivery's ownership: window, counts, lease. */
+  /** Forgets an unacked delivery's ownership: its session's tag, window, counts, lease. */
   #release(d: UnackedDelivery): void {
+    d.session.unacked.delete(d.tag);
     d.consumer.inflight--;
     d.queue.unacked--;
     this.#leases.remove(d);
@@ -428,11 +428,7 @@ export class Engine {
     }
     // Deliveries of a deleted queue can no longer be settled.
     for (const session of this.#sessions) {
-      for (const [tag, d] of session.unacked) {
-        if (d.queue !== queue) continue;
-        session.unacked.delete(tag);
-        this.#release(d);
-      }
+      for (const d of session.unacked.values()) if (d.queue === queue) this.#release(d);
     }
     this.#log.info({ queue: name, messages: removed }, 'queue deleted');
     return removed;
@@ -533,7 +529,7 @@ export class Engine {
     }
 
     const size = input.body.length;
-    const full = this.#fullReason(queue, size);
+    const full = this.#overLimit(queue, 1, size);
     if (full !== null && queue.options.overflow === 'reject-publish') {
       return new BrokerError('E_QUEUE_FULL', `queue "${queue.name}" is full (${full})`, {
         retryAfterMs: queue.consumers.length > 0 ? 100 : 1000,
@@ -564,13 +560,13 @@ export class Engine {
     return null;
   }
 
-  /** Why one more message of `size` bytes would overfill the queue, or null. */
-  #fullReason(queue: QueueState, size: number): string | null {
+  /** Why the queue would be over a limit with `count` more messages of `bytes` in all, or null. */
+  #overLimit(queue: QueueState, count: number, bytes: number): string | null {
     const { maxLength, maxBytes } = queue.options;
-    if (maxLength > 0 && queue.ready + queue.delayed + queue.unacked + queue.pendingCount >= maxLength) {
+    if (maxLength > 0 && queue.ready + queue.delayed + queue.unacked + queue.pendingCount + count > maxLength) {
       return `maxLength ${maxLength} reached`;
     }
-    if (maxBytes > 0 && queue.bytes + queue.pendingBytes + size > maxBytes) return `maxBytes ${maxBytes} would be exceeded`;
+    if (maxBytes > 0 && queue.bytes + queue.pendingBytes + bytes > maxBytes) return `maxBytes ${maxBytes} would be exceeded`;
     return null;
   }
 
@@ -651,12 +647,8 @@ export class Engine {
     const outcome: TagOutcome = { unknown: [], expired: [] };
     const now = this.#clock();
     for (const tag of tags) {
-      const d = session.unacked.get(tag);
-      if (d === undefined) {
-        (session.expiredTags.has(tag) ? outcome.expired : outcome.unknown).push(tag);
-        continue;
-      }
-      session.unacked.delete(tag);
+      const d = this.#held(session, tag, outcome);
+      if (d === undefined) continue;
       this.#release(d);
       this.#markDirty(d.queue);
       const queue = d.queue;
@@ -676,6 +668,13 @@ export class Engine {
     return outcome;
   }
 
+  /** The delivery `tag` names on this session, or undefined after filing the tag as expired or unknown. */
+  #held(session: Session, tag: number, outcome: TagOutcome): UnackedDelivery | undefined {
+    const d = session.unacked.get(tag);
+    if (d === undefined) (session.expiredTags.has(tag) ? outcome.expired : outcome.unknown).push(tag);
+    return d;
+  }
+
   /** Renews the leases of deliveries still held: they now run out `ms` from now (default: the queue's visibility timeout). */
   extend(handle: EngineSession, tags: readonly number[], ms?: number): TagOutcome & { leaseExpiresAt: number } {
     const session = handle as Session;
@@ -683,11 +682,8 @@ export class Engine {
     const now = this.#clock();
     let leaseExpiresAt = 0;
     for (const tag of tags) {
-      const d = session.unacked.get(tag);
-      if (d === undefined) {
-        (session.expiredTags.has(tag) ? outcome.expired : outcome.unknown).push(tag);
-        continue;
-      }
+      const d = this.#held(session, tag, outcome);
+      if (d === undefined) continue;
       d.leaseExpiresAt = now + (ms ?? d.queue.options.visibilityTimeoutMs);
       leaseExpiresAt = d.leaseExpiresAt;
       this.#leases.update(d);
@@ -867,11 +863,7 @@ export class Engine {
 
   /** `drop-oldest`: while over a limit, the oldest ready message (lowest priority first) goes to the dead-letter queue or away. */
   #dropOverflow(queue: QueueState): void {
-    const { maxLength, maxBytes } = queue.options;
-    const over = (): boolean =>
-      (maxLength > 0 && queue.ready + queue.delayed + queue.unacked + queue.pendingCount > maxLength) ||
-      (maxBytes > 0 && queue.bytes + queue.pendingBytes > maxBytes);
-    while (queue.ready > 0 && over()) {
+    while (queue.ready > 0 && this.#overLimit(queue, 0, 0) !== null) {
       let oldest: MessageRecord | undefined;
       for (let p = 0; p < PRIORITY_LEVELS && oldest === undefined; p++) {
         const lane = queue.lanes[p]!;
@@ -1092,11 +1084,8 @@ export class Engine {
   /** Deliveries whose lease ran out go back to ready, redelivered; a late ack for them is refused. */
   #expireLeases(now: number): void {
     for (let d = this.#leases.peek(); d !== undefined && d.leaseExpiresAt <= now; d = this.#leases.peek()) {
-      this.#leases.pop();
-      d.session.unacked.delete(d.tag);
+      this.#release(d);
       d.session.rememberExpired(d.tag);
-      d.consumer.inflight--;
-      d.queue.unacked--;
       d.queue.stats.leaseExpired++;
       this.#log.debug({ queue: d.queue.name, lateMs: now - d.leaseExpiresAt }, 'lease expired');
       this.#requeue(d.queue, d.message, 'lease expired');
