@@ -25,14 +25,18 @@ import {
   FRAME_OVERHEAD_BYTES,
   FrameWriter,
   isErrorCode,
+  MAX_RESULT_WAIT_MS,
   PROTOCOL_VERSION,
+  TASK_ID_HEADER,
   type DecodeError,
   type Frame,
   type FrameOf,
   type MessageHeaders,
   type QueueOptions,
+  type StoredTaskState,
+  type TaskState,
 } from '../protocol/index.js';
-import { createMessage, type Message, type SettleRequest } from './message.js';
+import { createMessage, MARK_REVOKED, type Message, type SettleRequest, type TrackedMessage } from './message.js';
 import { openTransport, type Transport, type WebSocketConstructor } from './transport.js';
 
 /**
@@ -149,6 +153,25 @@ export interface PublishOptions {
   notBefore?: Date | number;
   /** Expire (dead-letter or drop) if not delivered within this many ms of becoming ready. */
   ttlMs?: number;
+  /**
+   * With a string `task-id` header: the broker stores a `PENDING` result for that task, kept this
+   * many ms, in the same commit as the message, unless the task has a result already ([PROTO §5.19]).
+   * Integer ≥ 1. Without a `task-id` header it does nothing.
+   */
+  resultTtlMs?: number;
+}
+
+/** A task's state and result as the broker stores them ({@link Connection.getResult}). */
+export interface TaskResult {
+  taskId: string;
+  /** `NOT_FOUND` when the broker has no row for the id (never stored, or expired). */
+  state: TaskState;
+  /** The bytes of the last `putResult` that was stored; null for none. */
+  payload: Uint8Array | null;
+  /** Broker time of the last stored write (ms since epoch); absent with `NOT_FOUND`. */
+  updatedAt?: number;
+  /** Broker time after which the row is deleted (ms since epoch); absent with `NOT_FOUND`. */
+  expiresAt?: number;
 }
 
 /** What a confirmed publish tells. */
@@ -213,6 +236,34 @@ export interface Connection {
   redrive(queue: string, options?: { to?: string; limit?: number }): Promise<number>;
   /** Starts a consumer. It is resumed (same tag, handler, prefetch) after every reconnect until cancelled. */
   consume(queue: string, handler: MessageHandler, options?: ConsumeOptions): Promise<Subscription>;
+  /**
+   * Stores a task's state, with an optional opaque `payload` (at most the broker's `maxBodyBytes`; an
+   * empty one counts as none), kept `ttlMs` ms from now (integer ≥ 1). Resolves once it is durable
+   * with `stored: true`, or with `stored: false` when the task's row was terminal already (`SUCCESS`,
+   * `FAILURE`, `REVOKED`): a terminal state is never overwritten ([PROTO §5.18]).
+   * Rejects with `E_FRAME_INVALID` (bad id or state), `E_MESSAGE_TOO_LARGE`, `E_INVALID_ARGUMENT`,
+   * `E_TIMEOUT` after `requestTimeoutMs`, or `E_CONNECTION_CLOSED` if the connection was lost before
+   * the reply (the put may or may not have been stored; putting the same state again is harmless).
+   */
+  putResult(taskId: string, state: Exclude<TaskState, 'NOT_FOUND'>, options: { payload?: Uint8Array; ttlMs: number }): Promise<{ stored: boolean }>;
+  /**
+   * Reads a task's state and payload; `NOT_FOUND` when the broker has none. With `waitMs` (integer,
+   * 0–300,000, default 0) and a state that is not terminal, the broker answers when the state turns
+   * terminal or after `waitMs` with the state it has then. The request times out after
+   * `waitMs + requestTimeoutMs`. A read is safe to repeat, so a connection lost meanwhile does not
+   * fail it: it is sent again once reconnected, within the same deadline.
+   * Rejects with `E_INVALID_ARGUMENT` (bad `waitMs`), `E_RESULT_WAIT_LIMIT` (too many waiting reads
+   * on this connection), `E_FRAME_INVALID` (bad id) or `E_TIMEOUT`.
+   */
+  getResult(taskId: string, options?: { waitMs?: number }): Promise<TaskResult>;
+  /**
+   * Revokes a task for `ttlMs` ms (integer ≥ 1; default the broker's `resultTtlMs`, 24 h unless
+   * configured), also across broker restarts ([PROTO §5.20]): its messages that are ready or delayed
+   * are never delivered, its state becomes `REVOKED` unless it is `SUCCESS` or `FAILURE` already, and
+   * consumers holding one of its messages see that message's `signal` abort, with `revoked.terminate`
+   * as given here (default false). Resolves once the revocation is durable.
+   */
+  revoke(taskId: string, options?: { ttlMs?: number; terminate?: boolean }): Promise<void>;
   /** Publishes not yet confirmed (sent, or held while reconnecting). */
   readonly unconfirmed: number;
   /** Where the connection is: `open`, `reconnecting` or `closed` (for good). */
@@ -297,6 +348,7 @@ function resolveOptions(input: ConnectOptions): ResolvedOptions {
 }
 
 const textEncoder = new TextEncoder();
+const EMPTY = new Uint8Array(0);
 const STORED: PublishResult = Object.freeze({ duplicate: false });
 const DUPLICATE: PublishResult = Object.freeze({ duplicate: true });
 
@@ -337,9 +389,12 @@ interface Pending<T> {
   reject(error: Error): void;
 }
 
-interface RequestEntry extends Pending<FrameOf<'ok'>> {
+/** A request until its reply: `ok`, or `result` for `result.get`. */
+interface RequestEntry extends Pending<FrameOf<'ok'> | FrameOf<'result'>> {
   timer: ReturnType<typeof setTimeout>;
 }
+
+type ReplyType = 'ok' | 'result';
 
 /** One publish until it is confirmed or refused: it outlives connections. */
 interface PublishEntry extends Pending<PublishResult> {
@@ -394,6 +449,8 @@ class ClientConnection implements Connection {
   #reservedSlots = 0;
   readonly #consumers = new Map<string, ConsumerEntry>();
   #nextConsumer = 1;
+  /** Unsettled deliveries of this session that carry a `task-id` header, by tag: what `revoked` may name. */
+  readonly #taskDeliveries = new Map<number, TrackedMessage>();
   readonly #settleQueue: SettleRequest[] = [];
 
   /** The reconnect attempt in progress (1-based). */
@@ -498,7 +555,8 @@ class ClientConnection implements Connection {
       }
       case 'heartbeat':
         return;
-      case 'ok': {
+      case 'ok':
+      case 'result': {
         const req = this.#requests.get(frame.ref);
         if (req === undefined) return;
         this.#requests.delete(frame.ref);
@@ -506,6 +564,10 @@ class ClientConnection implements Connection {
         req.resolve(frame);
         return;
       }
+      case 'revoked':
+        // [PROTO §5.20]: a delivery already settled here, or of a lost session, is not in the map.
+        this.#taskDeliveries.get(frame.deliveryTag)?.[MARK_REVOKED](frame.terminate);
+        return;
       case 'error':
         this.#onError(frame);
         return;
@@ -608,6 +670,8 @@ class ClientConnection implements Connection {
         return ok.leaseExpiresAt ?? Infinity;
       },
     );
+    // Only task messages can be revoked: other deliveries pay one header lookup.
+    if (typeof frame.headers?.[TASK_ID_HEADER] === 'string') this.#taskDeliveries.set(frame.deliveryTag, message);
     if (consumer === undefined) {
       // Cancelled while this delivery was on the wire: hand it back.
       void message.nack({ requeue: true }).catch(() => {});
@@ -660,16 +724,19 @@ class ClientConnection implements Connection {
     this.#transport.send(this.#writer.take());
   }
 
-  /** Sends a request now, or once the session is back; rejects with `E_TIMEOUT` after `requestTimeoutMs` either way. */
-  #request(frame: Frame & { ref: number }): Promise<FrameOf<'ok'>> {
+  /**
+   * Sends a request now, or once the session is back; rejects with `E_TIMEOUT` after `timeoutMs`
+   * (default `requestTimeoutMs`) either way. Resolves with the reply frame, `ok` unless told otherwise.
+   */
+  #request<T extends ReplyType = 'ok'>(frame: Frame & { ref: number }, timeoutMs = this.#options.requestTimeoutMs): Promise<FrameOf<T>> {
     if (this.#state === 'closed') return Promise.reject(this.#closedErrorOrDefault());
-    const timeoutMs = this.#options.requestTimeoutMs;
-    return new Promise((resolve, reject) => {
+    return new Promise<FrameOf<T>>((resolveReply, reject) => {
+      const resolve = resolveReply as (reply: FrameOf<'ok'> | FrameOf<'result'>) => void;
       const timer = setTimeout(() => {
         const held = this.#heldRequests.delete(frame.ref);
         this.#requests.delete(frame.ref);
         reject(new BrokerError('E_TIMEOUT', `${frame.type} got no reply within ${timeoutMs} ms${held ? ' (the connection was not back in time)' : ''}`));
-      }, timeoutMs);
+      }, Math.min(timeoutMs, MAX_TIMER_MS));
       const entry: RequestEntry = { resolve, reject, timer };
       if (this.#state === 'open') this.#sendRequest(frame, entry);
       else this.#heldRequests.set(frame.ref, { frame, entry });
@@ -688,6 +755,7 @@ class ClientConnection implements Connection {
   }
 
   #queueSettle(request: SettleRequest, epoch: number): void {
+    if (epoch === this.#epoch) this.#taskDeliveries.delete(request.deliveryTag);
     const stale = this.#staleDelivery(epoch, request.deliveryTag, request.action);
     if (stale !== undefined) {
       request.reject(stale);
@@ -820,6 +888,7 @@ class ClientConnection implements Connection {
     if (options.delayMs !== undefined) frame.delayMs = options.delayMs;
     if (options.notBefore !== undefined) frame.notBefore = options.notBefore instanceof Date ? options.notBefore.getTime() : options.notBefore;
     if (options.ttlMs !== undefined) frame.ttlMs = options.ttlMs;
+    if (options.resultTtlMs !== undefined) frame.resultTtlMs = options.resultTtlMs;
     return new Promise<PublishResult>((resolve, reject) => {
       const entry: PublishEntry = { frame, deadlineAt, resolve, reject };
       this.#publishes.add(entry);
@@ -885,6 +954,53 @@ class ClientConnection implements Connection {
   async redrive(queue: string, options: { to?: string; limit?: number } = {}): Promise<number> {
     const ok = await this.#request({ type: 'queue.redrive', ref: this.#nextRef++, queue, ...options });
     return ok.messages ?? 0;
+  }
+
+  // ---- task results [PROTO §5.18] ------------------------------------------
+
+  async putResult(taskId: string, state: StoredTaskState, options: { payload?: Uint8Array; ttlMs: number }): Promise<{ stored: boolean }> {
+    const payload = options.payload ?? EMPTY;
+    if (!(payload instanceof Uint8Array)) throw invalid('"payload" must be a Uint8Array');
+    // Checked here: an oversized frame would make the broker close the whole connection [PROTO §7].
+    if (payload.length > this.#maxBodyBytes) {
+      throw new BrokerError('E_MESSAGE_TOO_LARGE', `result payload is ${payload.length} bytes, the broker's limit is ${this.#maxBodyBytes}`);
+    }
+    // Task id, state and ttlMs are checked by the broker, which names the field (E_FRAME_INVALID).
+    const ok = await this.#request({ type: 'result.put', ref: this.#nextRef++, taskId, state, ttlMs: options.ttlMs, body: payload });
+    return { stored: ok.stored ?? false };
+  }
+
+  async getResult(taskId: string, options: { waitMs?: number } = {}): Promise<TaskResult> {
+    const waitMs = options.waitMs ?? 0;
+    if (!(Number.isInteger(waitMs) && waitMs >= 0 && waitMs <= MAX_RESULT_WAIT_MS)) {
+      throw invalid(`"waitMs" must be an integer from 0 to ${MAX_RESULT_WAIT_MS}, got ${String(waitMs)}`);
+    }
+    const startedAt = Date.now();
+    const deadline = startedAt + waitMs + this.#options.requestTimeoutMs;
+    for (;;) {
+      const now = Date.now();
+      const frame: FrameOf<'result.get'> = { type: 'result.get', ref: this.#nextRef++, taskId };
+      const waitLeft = Math.max(0, startedAt + waitMs - now);
+      if (waitLeft > 0) frame.waitMs = waitLeft;
+      try {
+        const reply = await this.#request<'result'>(frame, Math.max(1, deadline - now));
+        const result: TaskResult = { taskId: reply.taskId, state: reply.state, payload: reply.body.length === 0 ? null : reply.body };
+        if (reply.updatedAt !== undefined) result.updatedAt = reply.updatedAt;
+        if (reply.expiresAt !== undefined) result.expiresAt = reply.expiresAt;
+        return result;
+      } catch (err) {
+        // Lost before the reply: a read is safe to send again on the next session, within the deadline.
+        const lost = err instanceof BrokerError && err.code === 'E_CONNECTION_CLOSED' && this.#state === 'reconnecting';
+        if (!lost || Date.now() >= deadline) throw err;
+      }
+    }
+  }
+
+  async revoke(taskId: string, options: { ttlMs?: number; terminate?: boolean } = {}): Promise<void> {
+    const frame: FrameOf<'task.revoke'> = { type: 'task.revoke', ref: this.#nextRef++, taskId };
+    if (options.ttlMs !== undefined) frame.ttlMs = options.ttlMs;
+    if (options.terminate !== undefined) frame.terminate = options.terminate;
+    await this.#request(frame);
   }
 
   async consume(queue: string, handler: MessageHandler, options: ConsumeOptions = {}): Promise<Subscription> {
@@ -978,6 +1094,7 @@ class ClientConnection implements Connection {
   /** Drops the current session's socket and per-session state (not publishes or consumers). */
   #endSession(): void {
     this.#epoch++;
+    this.#taskDeliveries.clear();
     clearInterval(this.#heartbeatTimer);
     this.#heartbeatTimer = undefined;
     const transport = this.#transport;

@@ -17,3 +17,6 @@ export type {
 export type { Message } from './message.js';
 export type { WebSocketConstructor } from './transport.js';
 export type { ErrorCode, QueueOptions, MessageHeaders } from '../protocol/index.js';
+export { TASK_STATES, MAX_RESULT_WAIT_MS } from '../protocol/index.js';
+export type { TaskState } from '../protocol/index.js';
+export type { TaskResult } from './connection.js';

@@ -31,6 +31,14 @@ export interface Message {
   readonly leaseExpiresAt: number;
   /** True once ack, nack or reject was called. */
   readonly settled: boolean;
+  /**
+   * Aborts when the broker says the task this message runs (its `task-id` header) was revoked
+   * while the message was held here ([PROTO §5.20]); `signal.reason` is a `BrokerError` with code
+   * `E_TASK_REVOKED`. Pass it to fetch, timers and child calls. Never aborts for other reasons.
+   */
+  readonly signal: AbortSignal;
+  /** `{ terminate }` as sent by the revoker once this message's task was revoked; null until then. */
+  readonly revoked: { readonly terminate: boolean } | null;
   /** The body as UTF-8 text. */
   text(): string;
   /** The body parsed as JSON. */
@@ -59,13 +67,26 @@ export interface Message {
 
 const textDecoder = new TextDecoder();
 
+/** Internal hook the connection calls when a `revoked` frame names this delivery. Not public API. */
+export const MARK_REVOKED: unique symbol = Symbol('berth.markRevoked');
+
+/** A message as the connection holds it: with the hook to mark it revoked. */
+export interface TrackedMessage extends Message {
+  [MARK_REVOKED](terminate: boolean): void;
+}
+
 export function createMessage(
   frame: FrameOf<'deliver'>,
   settle: (request: SettleRequest) => void,
   extend: (deliveryTag: number, ms: number | undefined) => Promise<number>,
-): Message {
+): TrackedMessage {
   let leaseExpiresAt = frame.leaseExpiresAt ?? Infinity;
   let settled = false;
+  // Messages are a hot path: the AbortController exists only once someone asks for the signal.
+  let controller: AbortController | undefined;
+  let revoked: { readonly terminate: boolean } | null = null;
+  const revokedReason = (): BrokerError =>
+    new BrokerError('E_TASK_REVOKED', `task ${String(frame.headers?.['task-id'])} was revoked${revoked?.terminate === true ? ' (terminate)' : ''}`);
   const send = (action: SettleRequest['action'], extra: Partial<Pick<SettleRequest, 'requeue' | 'reason' | 'delayMs'>>): Promise<void> => {
     if (settled) {
       return Promise.reject(new BrokerError('E_DELIVERY_UNKNOWN', `delivery ${frame.deliveryTag} was already settled by this client`));
@@ -88,6 +109,22 @@ export function createMessage(
     },
     get settled() {
       return settled;
+    },
+    get signal() {
+      if (controller === undefined) {
+        controller = new AbortController();
+        if (revoked !== null) controller.abort(revokedReason());
+      }
+      return controller.signal;
+    },
+    get revoked() {
+      return revoked;
+    },
+    [MARK_REVOKED](terminate: boolean) {
+      // A second revoke may ask for more (terminate), never for less.
+      if (revoked !== null && (revoked.terminate || !terminate)) return;
+      revoked = Object.freeze({ terminate });
+      if (controller !== undefined && !controller.signal.aborted) controller.abort(revokedReason());
     },
     text: () => textDecoder.decode(frame.body),
     json: <T>() => JSON.parse(textDecoder.decode(frame.body)) as T,

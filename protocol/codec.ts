@@ -7,11 +7,11 @@
  *   u8  op            frame type, see `Op`
  *   u32 headerLength  bytes of the JSON header (big-endian)
  *   ... header        UTF-8 JSON object with the frame's fields
- *   ... body          the rest of the frame: raw message bytes (publish, deliver)
+ *   ... body          the rest of the frame: raw bytes (publish, deliver, result.put, result)
  */
 import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler';
 import { ErrorCodes, type ErrorCode } from './errors.js';
-import { HeaderSchemas, Op, frameTypeOf, type Frame, type FrameType } from './frames.js';
+import { BODY_FRAME_TYPES, HeaderSchemas, Op, frameTypeOf, type Frame, type FrameType } from './frames.js';
 
 /** Bytes of the fixed part of every frame: frameLength + op + headerLength. */
 export const FRAME_OVERHEAD_BYTES = 9;
@@ -20,7 +20,7 @@ export const FRAME_OVERHEAD_BYTES = 9;
 export interface DecodeLimits {
   /** Largest JSON header of one frame. */
   maxHeaderBytes: number;
-  /** Largest message body of one publish/deliver frame. */
+  /** Largest body of one publish/deliver/result.put/result frame. */
   maxBodyBytes: number;
 }
 
@@ -147,10 +147,10 @@ export function decodeFrames(
     const bodyLength = end - headerEnd;
     const frame = header as Record<string, unknown>;
     frame.type = type;
-    if (type === 'publish' || type === 'deliver') {
+    if (BODY_FRAME_TYPES.has(type)) {
       if (bodyLength > limits.maxBodyBytes) {
         onError(
-          error('E_MESSAGE_TOO_LARGE', `body is ${bodyLength} bytes, limit ${limits.maxBodyBytes}`, {
+          error('E_MESSAGE_TOO_LARGE', `${type} body is ${bodyLength} bytes, limit ${limits.maxBodyBytes}`, {
             type,
             ...correlation(header),
           }),

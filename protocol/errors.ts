@@ -120,6 +120,16 @@ export const ErrorCodes = {
     message: 'broker is shutting down',
     retryable: true,
   },
+  E_RESULT_WAIT_LIMIT: {
+    code: 'E_RESULT_WAIT_LIMIT',
+    message: 'too many result.get requests are waiting on this connection',
+    retryable: true,
+  },
+  E_TASK_REVOKED: {
+    code: 'E_TASK_REVOKED',
+    message: 'the task was revoked',
+    retryable: false,
+  },
   E_INVALID_ARGUMENT: {
     code: 'E_INVALID_ARGUMENT',
     message: 'invalid argument',

@@ -34,6 +34,11 @@ export const Op = {
   pull: 37,
   deliver: 40,
   cancelled: 41,
+  revoked: 42,
+  'result.put': 50,
+  'result.get': 51,
+  result: 52,
+  'task.revoke': 53,
 } as const;
 
 export type FrameType = keyof typeof Op;
@@ -57,6 +62,43 @@ const DeliveryTags = Type.Array(Type.Integer({ minimum: 1, maximum: Number.MAX_S
   minItems: 1,
   maxItems: 100_000,
 });
+
+/**
+ * States of a task as the broker stores them [PROTO §5.18]:
+ * - `PENDING`: published with `resultTtlMs`, not started yet (written by the broker at publish).
+ * - `STARTED`: a worker took it. `RETRY`: it failed and will run again.
+ * - `SUCCESS`, `FAILURE`: it finished. `REVOKED`: `task.revoke` cancelled it.
+ *
+ * The last three are terminal: once a task's row is terminal, later puts for it are ignored.
+ * `NOT_FOUND` is never stored: `result.get` answers it for an id with no row (none yet, or expired).
+ */
+export const TASK_STATES = ['PENDING', 'STARTED', 'RETRY', 'SUCCESS', 'FAILURE', 'REVOKED', 'NOT_FOUND'] as const;
+
+/** One of {@link TASK_STATES}. */
+export type TaskState = (typeof TASK_STATES)[number];
+
+/** The states a row can hold (every state but `NOT_FOUND`). */
+export type StoredTaskState = Exclude<TaskState, 'NOT_FOUND'>;
+
+/** States after which a task's row no longer changes [PROTO §5.18]. */
+export const TERMINAL_TASK_STATES: ReadonlySet<TaskState> = new Set<TaskState>(['SUCCESS', 'FAILURE', 'REVOKED']);
+
+/** True for `SUCCESS`, `FAILURE` and `REVOKED`. */
+export function isTerminalTaskState(state: TaskState): boolean {
+  return TERMINAL_TASK_STATES.has(state);
+}
+
+/** The message header that names the task a message runs [PROTO §5.18]. */
+export const TASK_ID_HEADER = 'task-id';
+
+/** Longest `result.get` wait the broker accepts, in ms (5 min). */
+export const MAX_RESULT_WAIT_MS = 300_000;
+
+const TaskId = Type.String({ minLength: 1, maxLength: 200 });
+const StoredTaskStateSchema = Type.Union(TASK_STATES.filter((s) => s !== 'NOT_FOUND').map((s) => Type.Literal(s)));
+const TaskStateSchema = Type.Union(TASK_STATES.map((s) => Type.Literal(s)));
+/** A time to live of at least 1 ms. */
+const TtlMs = Type.Integer({ minimum: 1, maximum: 10 * 365 * 24 * 3600 * 1000 });
 
 /** Queue options as declared over the wire; the broker fills in defaults. */
 export const QueueOptionsSchema = Type.Object(
@@ -117,6 +159,8 @@ export const HeaderSchemas = {
     consumers: Type.Optional(Type.Integer({ minimum: 0 })),
     /** Reply to `extend`: when the renewed leases run out (ms since epoch). */
     leaseExpiresAt: Type.Optional(Type.Integer({ minimum: 0 })),
+    /** Reply to `result.put` and `task.revoke`: whether the row was written (false: it was already terminal). */
+    stored: Type.Optional(Type.Boolean()),
   }),
   error: Type.Object({
     ref: Type.Optional(Ref),
@@ -148,6 +192,8 @@ export const HeaderSchemas = {
     notBefore: Type.Optional(Type.Integer({ minimum: 0, maximum: 8.64e15 })),
     /** Expire this long after becoming ready; overrides the queue's `messageTtlMs`. */
     ttlMs: Type.Optional(Ms),
+    /** With a string `task-id` header: store a PENDING result row for it that lives this long. */
+    resultTtlMs: Type.Optional(TtlMs),
   }),
   confirm: Type.Object({
     upTo: Type.Integer({ minimum: 1 }),
@@ -214,10 +260,47 @@ export const HeaderSchemas = {
     leaseExpiresAt: Type.Optional(Type.Integer({ minimum: 0 })),
   }),
   cancelled: Type.Object({ consumerTag: ConsumerTag, reason: Type.String() }),
+  revoked: Type.Object({
+    consumerTag: ConsumerTag,
+    deliveryTag: Type.Integer({ minimum: 1 }),
+    taskId: TaskId,
+    /** The revoker asked for the running task to be stopped, not only skipped. */
+    terminate: Type.Boolean(),
+  }),
+  'result.put': Type.Object({
+    ref: Ref,
+    taskId: TaskId,
+    state: StoredTaskStateSchema,
+    /** How long the row is kept from this put. */
+    ttlMs: TtlMs,
+  }),
+  'result.get': Type.Object({
+    ref: Ref,
+    taskId: TaskId,
+    /** Hold the reply until the state is terminal, at most this long. */
+    waitMs: Type.Optional(Type.Integer({ minimum: 0, maximum: MAX_RESULT_WAIT_MS })),
+  }),
+  result: Type.Object({
+    ref: Ref,
+    taskId: TaskId,
+    state: TaskStateSchema,
+    updatedAt: Type.Optional(Type.Integer({ minimum: 0 })),
+    expiresAt: Type.Optional(Type.Integer({ minimum: 0 })),
+  }),
+  'task.revoke': Type.Object({
+    ref: Ref,
+    taskId: TaskId,
+    /** How long the revocation (and its REVOKED row) lasts; default the broker's `resultTtlMs`. */
+    ttlMs: Type.Optional(TtlMs),
+    terminate: Type.Optional(Type.Boolean()),
+  }),
 } satisfies Record<FrameType, TSchema>;
 
 type HeaderOf<T extends FrameType> = Static<(typeof HeaderSchemas)[T]>;
-type WithBody<T extends FrameType> = T extends 'publish' | 'deliver' ? { body: Uint8Array } : unknown;
+/** Frame types that carry a body after the JSON header [PROTO §2.2]. */
+export type BodyFrameType = 'publish' | 'deliver' | 'result.put' | 'result';
+export const BODY_FRAME_TYPES: ReadonlySet<FrameType> = new Set<FrameType>(['publish', 'deliver', 'result.put', 'result']);
+type WithBody<T extends FrameType> = T extends BodyFrameType ? { body: Uint8Array } : unknown;
 
 /** A decoded frame of type `T`. */
 export type FrameOf<T extends FrameType> = { type: T } & HeaderOf<T> & WithBody<T>;
@@ -248,4 +331,7 @@ export const CLIENT_FRAME_TYPES: ReadonlySet<FrameType> = new Set<FrameType>([
   'extend',
   'consumer.update',
   'pull',
+  'result.put',
+  'result.get',
+  'task.revoke',
 ]);

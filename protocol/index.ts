@@ -1,5 +1,18 @@
 /** Public surface of the Berth wire protocol: pure, no I/O. */
-export { PROTOCOL_VERSION, Op, frameTypeOf, HeaderSchemas, QueueOptionsSchema, CLIENT_FRAME_TYPES } from './frames.js';
+export {
+  PROTOCOL_VERSION,
+  Op,
+  frameTypeOf,
+  HeaderSchemas,
+  QueueOptionsSchema,
+  CLIENT_FRAME_TYPES,
+  BODY_FRAME_TYPES,
+  TASK_STATES,
+  TERMINAL_TASK_STATES,
+  isTerminalTaskState,
+  TASK_ID_HEADER,
+  MAX_RESULT_WAIT_MS,
+} from './frames.js';
 export { decodeFrames, encodeFrames, FrameWriter, FRAME_OVERHEAD_BYTES, DEFAULT_DECODE_LIMITS } from './codec.js';
 export { ErrorCodes, BrokerError, isErrorCode } from './errors.js';
 export type {
@@ -13,6 +26,9 @@ export type {
   ConsumeFrame,
   QueueOptions,
   MessageHeaders,
+  BodyFrameType,
+  TaskState,
+  StoredTaskState,
 } from './frames.js';
 export type { DecodeLimits, DecodeError } from './codec.js';
 export type { ErrorCode, BrokerErrorOptions } from './errors.js';

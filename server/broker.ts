@@ -36,7 +36,15 @@ export async function startBroker(input: Partial<BrokerOptions> = {}): Promise<B
     path: options.dataDir === null ? ':memory:' : databasePath(options.dataDir),
     durability: options.durability,
   });
-  const engine = new Engine({ store, logger: log.child({ component: 'engine' }), clock: options.clock, laneBufferSize: options.laneBufferSize });
+  const engine = new Engine({
+    store,
+    logger: log.child({ component: 'engine' }),
+    clock: options.clock,
+    laneBufferSize: options.laneBufferSize,
+    resultTtlMs: options.resultTtlMs,
+    resultSweepMs: options.resultSweepMs,
+    maxResultWaiters: options.maxResultWaiters,
+  });
   const connections = new Set<Connection>();
   const registry = createMetrics(engine, () => connections.size);
 

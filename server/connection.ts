@@ -40,6 +40,9 @@ const MIN_HEARTBEAT_MS = 500;
 /** Outbound bytes buffered before a message is sent early, within one turn. */
 const SEND_CHUNK_BYTES = 256 * 1024;
 
+/** Optional fields of an `ok` reply [PROTO §3.3]. */
+export type OkFields = Omit<FrameOf<'ok'>, 'type' | 'ref'>;
+
 /** What a frame handler may use. */
 export interface ConnectionContext {
   readonly engine: Engine;
@@ -48,7 +51,7 @@ export interface ConnectionContext {
   readonly session: EngineSession;
   readonly log: Logger;
   send(frame: Frame): void;
-  replyOk(ref: number, fields?: { messages?: number; consumers?: number; leaseExpiresAt?: number }): void;
+  replyOk(ref: number, fields?: OkFields): void;
   replyError(ref: number | undefined, error: unknown): void;
 }
 
@@ -197,7 +200,7 @@ export class Connection implements ConnectionContext, SessionSink {
     }
   }
 
-  replyOk(ref: number, fields: { messages?: number; consumers?: number; leaseExpiresAt?: number } = {}): void {
+  replyOk(ref: number, fields: OkFields = {}): void {
     this.send({ type: 'ok', ref, ...fields });
   }
 
@@ -257,6 +260,10 @@ export class Connection implements ConnectionContext, SessionSink {
 
   consumerCancelled(consumerTag: string, reason: string): void {
     this.send({ type: 'cancelled', consumerTag, reason });
+  }
+
+  revoked(event: { consumerTag: string; deliveryTag: number; taskId: string; terminate: boolean }): void {
+    this.send({ type: 'revoked', ...event });
   }
 
   // ---- lifecycle -----------------------------------------------------------

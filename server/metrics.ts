@@ -18,6 +18,7 @@ const COUNTERS: Array<[keyof QueueStats, string, string]> = [
   ['nacked', 'berth_messages_nacked_total', 'Deliveries nacked with requeue.'],
   ['rejected', 'berth_messages_rejected_total', 'Deliveries rejected, or nacked without requeue.'],
   ['deadLettered', 'berth_messages_dead_lettered_total', 'Messages moved to a dead-letter queue.'],
+  ['revoked', 'berth_messages_revoked_total', 'Messages removed without delivery because their task was revoked.'],
 ];
 
 export function createMetrics(engine: Engine, connections: () => number): Registry {
@@ -52,6 +53,22 @@ export function createMetrics(engine: Engine, connections: () => number): Regist
       },
     });
   }
+  new Gauge({
+    name: 'berth_revoked_tasks',
+    help: 'Task revocations held in memory (expired ones go at the next sweep).',
+    registers: [registry],
+    collect() {
+      this.set(engine.revokedCount);
+    },
+  });
+  new Gauge({
+    name: 'berth_result_waiters',
+    help: 'result.get requests waiting for a terminal task state.',
+    registers: [registry],
+    collect() {
+      this.set(engine.resultWaiterCount);
+    },
+  });
   new Gauge({
     name: 'berth_connections',
     help: 'Open client connections.',

@@ -28,6 +28,12 @@ export interface BrokerOptions {
   maxConnections: number;
   /** Ready messages kept in memory per queue and priority; the rest stay on disk. Default 1024. */
   laneBufferSize: number;
+  /** How long a revocation and its REVOKED row last when `task.revoke` names no `ttlMs`. Default 24 h. */
+  resultTtlMs: number;
+  /** Interval of the sweep that deletes expired task results and forgets expired revocations. Default 60,000 ms. */
+  resultSweepMs: number;
+  /** `result.get` requests with `waitMs` that may wait at once per connection. Default 1,000. */
+  maxResultWaiters: number;
   /** pino logger; default: JSON to stdout at `info`. */
   logger: Logger | null;
   /** Milliseconds since epoch. Default `Date.now`. */
@@ -47,6 +53,9 @@ export const DEFAULTS: Readonly<BrokerOptions> = Object.freeze({
   maxHandshakeBytes: 64 * 1024,
   maxConnections: 10_000,
   laneBufferSize: 1024,
+  resultTtlMs: 24 * 3600 * 1000,
+  resultSweepMs: 60_000,
+  maxResultWaiters: 1000,
   logger: null,
   clock: Date.now,
 });
@@ -72,6 +81,11 @@ export function resolveOptions(input: Partial<BrokerOptions> = {}): Readonly<Bro
   positiveInt('maxHandshakeBytes', o.maxHandshakeBytes, 1024);
   positiveInt('maxConnections', o.maxConnections);
   positiveInt('laneBufferSize', o.laneBufferSize);
+  positiveInt('resultTtlMs', o.resultTtlMs);
+  if (o.resultTtlMs > 10 * 365 * 24 * 3600 * 1000) throw new TypeError(`"resultTtlMs" must be ≤ 10 years in ms, got ${o.resultTtlMs}`);
+  positiveInt('resultSweepMs', o.resultSweepMs, 10);
+  if (o.resultSweepMs > 2 ** 31 - 1) throw new TypeError(`"resultSweepMs" must be ≤ ${2 ** 31 - 1}, got ${o.resultSweepMs}`);
+  positiveInt('maxResultWaiters', o.maxResultWaiters);
   if (o.maxFrameBytes < o.maxBodyBytes + o.maxHeaderBytes + 9) {
     throw new TypeError(`"maxFrameBytes" must be ≥ maxBodyBytes + maxHeaderBytes + 9 (${o.maxBodyBytes + o.maxHeaderBytes + 9}), got ${o.maxFrameBytes}`);
   }

@@ -12,4 +12,6 @@ export type {
   WriteResult,
   QueueCounts,
   StoredMessageId,
+  ResultWrite,
+  ResultRecord,
 } from './store.js';

@@ -6,8 +6,8 @@ import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
-import type { MessageHeaders } from '../protocol/index.js';
-import type { MessageRecord, QueueCounts, QueueRecord, Store, WriteBatch, WriteResult } from './store.js';
+import type { MessageHeaders, StoredTaskState } from '../protocol/index.js';
+import type { MessageRecord, QueueCounts, QueueRecord, ResultRecord, Store, WriteBatch, WriteResult } from './store.js';
 
 /**
  * How hard a commit works to reach the disk.
@@ -38,6 +38,14 @@ interface MessageRow {
   delivery_count: number;
   published_at: number;
   expires_at: number | null;
+}
+
+interface ResultRow {
+  task_id: string;
+  state: StoredTaskState;
+  payload: Buffer | null;
+  updated_at: number;
+  expires_at: number;
 }
 
 /** better-sqlite3 binds only Buffers as BLOBs; wrap other byte arrays without copying. */
@@ -131,6 +139,24 @@ export function openSqliteStore(options: SqliteStoreOptions): Store {
       `SELECT id, queue_id, seq, priority, message_id, headers, body, delivery_count, published_at, expires_at
        FROM messages WHERE queue_id = ? AND state = 0 AND priority = ? AND seq > ? ORDER BY seq LIMIT ?`,
     ),
+    // An expired row counts as absent: ifAbsent and the terminal rule only look at live rows.
+    insertResult: db.prepare(
+      `INSERT INTO task_results (task_id, state, payload, updated_at, expires_at) VALUES (?, ?, ?, ?, ?)
+       ON CONFLICT (task_id) DO UPDATE SET
+         state = excluded.state, payload = excluded.payload, updated_at = excluded.updated_at, expires_at = excluded.expires_at
+       WHERE task_results.expires_at <= excluded.updated_at`,
+    ),
+    upsertResult: db.prepare(
+      `INSERT INTO task_results (task_id, state, payload, updated_at, expires_at) VALUES (?, ?, ?, ?, ?)
+       ON CONFLICT (task_id) DO UPDATE SET
+         state = excluded.state, payload = excluded.payload, updated_at = excluded.updated_at, expires_at = excluded.expires_at
+       WHERE task_results.state NOT IN ('SUCCESS', 'FAILURE', 'REVOKED') OR task_results.expires_at <= excluded.updated_at`,
+    ),
+    getResult: db.prepare('SELECT task_id, state, payload, updated_at, expires_at FROM task_results WHERE task_id = ?'),
+    expireResults: db.prepare(
+      'DELETE FROM task_results WHERE task_id IN (SELECT task_id FROM task_results WHERE expires_at <= ? LIMIT ?)',
+    ),
+    revokedTasks: db.prepare("SELECT task_id, expires_at FROM task_results WHERE state = 'REVOKED' AND expires_at > ?"),
   };
 
   const max = stmt.maxId.get() as { id: number | null; seq: number | null };
@@ -185,7 +211,13 @@ export function openSqliteStore(options: SqliteStoreOptions): Store {
     }
     for (const d of batch.delay) stmt.delay.run(d.readyAt, d.deliveryCount, d.id);
     for (const id of batch.remove) stmt.remove.run(id);
-    return { enqueued, moved };
+    const results: boolean[] = [];
+    for (const r of batch.results) {
+      const statement = r.ifAbsent === true ? stmt.insertResult : stmt.upsertResult;
+      const payload = r.payload === null ? null : asBuffer(r.payload);
+      results.push(statement.run(r.taskId, r.state, payload, r.updatedAt, r.expiresAt).changes === 1);
+    }
+    return { enqueued, moved, results };
   });
 
   return {
@@ -217,7 +249,8 @@ export function openSqliteStore(options: SqliteStoreOptions): Store {
     },
     write(batch) {
       const saved = { nextId, nextSeq };
-      setSynchronous(batch.enqueue.length > 0 ? durability : 'normal');
+      // Task states are replies the caller relies on (a stored SUCCESS, a revoke): durable like publishes.
+      setSynchronous(batch.enqueue.length > 0 || batch.results.length > 0 ? durability : 'normal');
       try {
         return writeTx(batch);
       } catch (err) {
@@ -247,6 +280,27 @@ export function openSqliteStore(options: SqliteStoreOptions): Store {
         queueId: r.queue_id,
         messageId: r.message_id,
         publishedAt: r.published_at,
+      }));
+    },
+    getResult(taskId) {
+      const row = stmt.getResult.get(taskId) as ResultRow | undefined;
+      if (row === undefined) return null;
+      const record: ResultRecord = {
+        taskId: row.task_id,
+        state: row.state,
+        payload: row.payload,
+        updatedAt: row.updated_at,
+        expiresAt: row.expires_at,
+      };
+      return record;
+    },
+    expireResults({ now, limit }) {
+      return stmt.expireResults.run(now, limit).changes;
+    },
+    revokedTasks({ now }) {
+      return (stmt.revokedTasks.all(now) as Array<{ task_id: string; expires_at: number }>).map((r) => ({
+        taskId: r.task_id,
+        expiresAt: r.expires_at,
       }));
     },
     close() {

@@ -7,7 +7,7 @@
  * the SQLite implementation runs on the broker's thread, and a batch of writes
  * is one transaction (group commit).
  */
-import type { MessageHeaders } from '../protocol/index.js';
+import type { MessageHeaders, StoredTaskState } from '../protocol/index.js';
 
 /** A queue as stored. `options` is the resolved options object, opaque to the store. */
 export interface QueueRecord {
@@ -61,6 +61,32 @@ export interface MoveMessage {
   headers: MessageHeaders | null;
 }
 
+/**
+ * A task state to record. Rows in a terminal state (SUCCESS, FAILURE, REVOKED) are never
+ * overwritten; a row whose `expiresAt` is at or before this write's `updatedAt` counts as absent.
+ */
+export interface ResultWrite {
+  taskId: string;
+  state: StoredTaskState;
+  /** Opaque bytes; null for none. */
+  payload: Uint8Array | null;
+  /** ms since epoch: the time of this write. */
+  updatedAt: number;
+  /** ms since epoch after which the row is gone. */
+  expiresAt: number;
+  /** Insert only when the task has no row (PENDING at publish); never update one. */
+  ifAbsent?: boolean;
+}
+
+/** A task's row as stored. */
+export interface ResultRecord {
+  taskId: string;
+  state: StoredTaskState;
+  payload: Uint8Array | null;
+  updatedAt: number;
+  expiresAt: number;
+}
+
 /** Writes that commit together in one transaction. */
 export interface WriteBatch {
   enqueue: NewMessage[];
@@ -71,12 +97,18 @@ export interface WriteBatch {
   move: MoveMessage[];
   /** Delivered messages put back as delayed (nack with a delay). */
   delay: Array<{ id: number; readyAt: number; deliveryCount: number }>;
+  /** Task states to record, applied in order after the message writes. */
+  results: ResultWrite[];
 }
 
-/** What a committed batch assigned: ids and seqs of `enqueue` and `move`, in order. */
+/**
+ * What a committed batch did: ids and seqs of `enqueue` and `move`, in order, and for each
+ * entry of `results` whether it was written (false: a terminal row, or `ifAbsent` with a row).
+ */
 export interface WriteResult {
   enqueued: Array<{ id: number; seq: number }>;
   moved: Array<{ id: number; seq: number }>;
+  results: boolean[];
 }
 
 export interface QueueCounts {
@@ -108,12 +140,18 @@ export interface Store {
   nextDelayedAt(): number | null;
   /** Ids of stored messages published after `since`, newest first, at most `limit`. */
   recentMessageIds(params: { since: number; limit: number }): StoredMessageId[];
+  /** A task's row, or null when it has none. Expired rows not yet deleted are returned as they are. */
+  getResult(taskId: string): ResultRecord | null;
+  /** Deletes up to `limit` rows with `expiresAt <= now`; returns how many went. */
+  expireResults(params: { now: number; limit: number }): number;
+  /** Tasks whose row is REVOKED and not expired at `now`, to rebuild revocations at start-up. */
+  revokedTasks(params: { now: number }): Array<{ taskId: string; expiresAt: number }>;
   close(): void;
 }
 
 /** An empty batch, for building up writes. */
 export function emptyBatch(): WriteBatch {
-  return { enqueue: [], remove: [], delivered: [], move: [], delay: [] };
+  return { enqueue: [], remove: [], delivered: [], move: [], delay: [], results: [] };
 }
 
 export function isBatchEmpty(batch: WriteBatch): boolean {
@@ -122,6 +160,7 @@ export function isBatchEmpty(batch: WriteBatch): boolean {
     batch.remove.length === 0 &&
     batch.delivered.length === 0 &&
     batch.move.length === 0 &&
-    batch.delay.length === 0
+    batch.delay.length === 0 &&
+    batch.results.length === 0
   );
 }

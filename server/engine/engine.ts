@@ -21,15 +21,31 @@
  *
  * One timer serves every time-based rule: lease expiry, delayed promotion and
  * rate-limit wake-ups. No per-message timers.
+ *
+ * Task results [PROTO §5.18]: task states are rows of the store, written in the same
+ * batch as messages and answered after the commit. A `result.get` that waits holds one
+ * timer until the row turns terminal or the wait ends. Revoked task ids are kept in a
+ * map (rebuilt from the store at start-up); dispatch drops messages whose `task-id`
+ * header is in it, paying one size check while the map is empty. A periodic sweep
+ * deletes expired rows and forgets expired revocations.
  */
-import { BrokerError, type MessageHeaders, type QueueOptions } from '../../protocol/index.js';
+import {
+  BrokerError,
+  isTerminalTaskState,
+  TASK_ID_HEADER,
+  type MessageHeaders,
+  type QueueOptions,
+  type StoredTaskState,
+} from '../../protocol/index.js';
 import {
   emptyBatch,
   isBatchEmpty,
   type MessageRecord,
   type QueueRecord,
+  type ResultRecord,
   type Store,
   type WriteBatch,
+  type WriteResult,
 } from '../../storage/index.js';
 import type { Logger } from 'pino';
 import { Deque } from './deque.js';
@@ -56,6 +72,16 @@ export const MAX_DEDUP_IDS = 50_000;
 const MAX_EXPIRED_TAGS = 10_000;
 /** Most messages moved by one redrive call unless asked for fewer. */
 export const DEFAULT_REDRIVE_LIMIT = 100_000;
+/** Lifetime of a revocation (and its REVOKED row) when `task.revoke` names none: 24 h. */
+export const DEFAULT_RESULT_TTL_MS = 24 * 3600 * 1000;
+/** How often expired results and revocations are swept. */
+export const DEFAULT_RESULT_SWEEP_MS = 60_000;
+/** `result.get` requests that may wait at once on one session. */
+export const DEFAULT_MAX_RESULT_WAITERS = 1000;
+/** Expired result rows deleted per store call; a full batch is followed by another on the next turn. */
+const RESULT_SWEEP_BATCH = 1000;
+/** Longest task id, as the protocol schema allows [PROTO §3.3]. */
+const MAX_TASK_ID_LENGTH = 200;
 
 /** Counters per queue, read by the metrics module at scrape time. */
 export interface QueueStats {
@@ -70,6 +96,8 @@ export interface QueueStats {
   expired: number;
   leaseExpired: number;
   dropped: number;
+  /** Messages removed instead of delivered because their task was revoked. */
+  revoked: number;
 }
 
 /** One delivery as handed to a session's sink. */
@@ -95,6 +123,8 @@ export interface SessionSink {
   publishFailed(seq: number, error: BrokerError): void;
   /** The broker cancelled a consumer (its queue was deleted). */
   consumerCancelled(consumerTag: string, reason: string): void;
+  /** A delivery this session holds runs a task that was just revoked [PROTO §5.20]. */
+  revoked(event: { consumerTag: string; deliveryTag: number; taskId: string; terminate: boolean }): void;
 }
 
 /** What a producer hands to `publish`. */
@@ -108,7 +138,24 @@ export interface PublishInput {
   delayMs?: number;
   notBefore?: number;
   ttlMs?: number;
+  /** With a string `task-id` header: write a PENDING row for the task living this long. */
+  resultTtlMs?: number;
 }
+
+/** A task state to record with `putResult`. */
+export interface ResultInput {
+  taskId: string;
+  state: StoredTaskState;
+  /** Null (or empty) for none. */
+  payload: Uint8Array | null;
+  ttlMs: number;
+}
+
+/** How a `putResult` or `revoke` ended: whether the row was written, or why nothing could be. */
+export type ResultWriteOutcome = boolean | BrokerError;
+
+/** How a `getResult` ended: the task's live row, null for none, or an error. */
+export type ResultReadOutcome = ResultRecord | null | BrokerError;
 
 export type SettleAction = 'ack' | 'nack' | 'reject';
 
@@ -127,6 +174,36 @@ export interface EngineOptions {
   clock?: () => number;
   /** Ready messages kept in memory per queue and priority before the rest stays on disk. Default 1024. */
   laneBufferSize?: number;
+  /** Lifetime of a revocation when `revoke` names none, in ms. Default 24 h. */
+  resultTtlMs?: number;
+  /** Interval of the sweep of expired results and revocations, in ms. Default 60,000. */
+  resultSweepMs?: number;
+  /** `getResult` calls with a wait that may be pending at once per session. Default 1,000. */
+  maxResultWaiters?: number;
+}
+
+/** A `getResult` holding its reply until the task's row is terminal or the wait ends. */
+interface ResultWaiter {
+  readonly session: Session;
+  readonly taskId: string;
+  readonly reply: (outcome: ResultReadOutcome) => void;
+  timer: ReturnType<typeof setTimeout> | null;
+}
+
+/** A `putResult` or `revoke` whose row is in the current batch: told after the commit. */
+interface PendingResult {
+  session: Session;
+  /** Index in the batch's `results`. */
+  index: number;
+  done: (outcome: ResultWriteOutcome) => void;
+}
+
+/** A `getResult` that arrived while result writes were pending: answered after their commit. */
+interface PendingGet {
+  session: Session;
+  taskId: string;
+  waitMs: number;
+  reply: (outcome: ResultReadOutcome) => void;
 }
 
 interface Lane {
@@ -197,6 +274,10 @@ class Session implements EngineSession {
   readonly unacked = new Map<number, UnackedDelivery>();
   /** Tags whose lease expired, oldest first, bounded. */
   readonly expiredTags = new Set<number>();
+  /** `getResult` calls of this session that wait for a terminal state. */
+  readonly waiters = new Set<ResultWaiter>();
+  /** `getResult` calls with a wait not answered yet (waiting, or deferred to a commit). */
+  waitingGets = 0;
   nextDeliveryTag = 1;
   closed = false;
   readonly id: string;
@@ -243,6 +324,7 @@ function newStats(): QueueStats {
     expired: 0,
     leaseExpired: 0,
     dropped: 0,
+    revoked: 0,
   };
 }
 
@@ -274,12 +356,27 @@ export class Engine {
   #timer: ReturnType<typeof setTimeout> | null = null;
   #timerAt = Infinity;
 
+  readonly #resultTtlMs: number;
+  readonly #maxResultWaiters: number;
+  /** Revoked task id → until when (ms since epoch) its messages are dropped instead of delivered. */
+  readonly #revoked = new Map<string, number>();
+  /** Task id → the `getResult` calls waiting for it to turn terminal. */
+  readonly #waiters = new Map<string, Set<ResultWaiter>>();
+  #pendingResults: PendingResult[] = [];
+  #pendingGets: PendingGet[] = [];
+  #sweepTimer: ReturnType<typeof setInterval> | null = null;
+
   constructor(options: EngineOptions) {
     this.#store = options.store;
     this.#log = options.logger;
     this.#clock = options.clock ?? Date.now;
     this.#laneBufferSize = options.laneBufferSize ?? 1024;
+    this.#resultTtlMs = options.resultTtlMs ?? DEFAULT_RESULT_TTL_MS;
+    this.#maxResultWaiters = options.maxResultWaiters ?? DEFAULT_MAX_RESULT_WAITERS;
     this.#recover();
+    // One interval for the whole broker; unref'd, so it never keeps a process alive.
+    this.#sweepTimer = setInterval(() => this.#sweepResults(), options.resultSweepMs ?? DEFAULT_RESULT_SWEEP_MS);
+    this.#sweepTimer.unref();
   }
 
   /** Rebuilds the in-memory view from the store: every stored message is ready (or delayed) again. */
@@ -310,6 +407,9 @@ export class Engine {
       }
     }
     this.#nextDelayedAt = this.#store.nextDelayedAt();
+    // Revocations outlive restarts: their REVOKED rows say which and until when [PROTO §5.20].
+    for (const r of this.#store.revokedTasks({ now })) this.#revoked.set(r.taskId, r.expiresAt);
+    if (this.#revoked.size > 0) this.#log.info({ revoked: this.#revoked.size }, 'revoked tasks recovered');
     this.#armTimer();
   }
 
@@ -357,6 +457,7 @@ export class Engine {
     if (session.closed) return;
     session.closed = true;
     this.#sessions.delete(session);
+    for (const waiter of session.waiters) this.#dropWaiter(waiter);
     for (const consumer of session.consumers.values()) this.#removeConsumer(consumer);
     session.consumers.clear();
     // Newest first with pushFront, so the queue gets them back in their original order.
@@ -536,6 +637,18 @@ export class Engine {
       });
     }
 
+    // PENDING at publish [PROTO §5.19]: only for a task id the protocol could also name in result.get.
+    let pendingTaskId: string | null = null;
+    if (input.resultTtlMs !== undefined) {
+      const taskId = input.headers?.[TASK_ID_HEADER];
+      if (typeof taskId === 'string') {
+        if (taskId.length === 0 || taskId.length > MAX_TASK_ID_LENGTH) {
+          return new BrokerError('E_FRAME_INVALID', `publish: the "${TASK_ID_HEADER}" header must be 1–${MAX_TASK_ID_LENGTH} characters with resultTtlMs, got ${taskId.length}`);
+        }
+        pendingTaskId = taskId;
+      }
+    }
+
     const readyAt = Math.max(input.delayMs === undefined ? 0 : now + input.delayMs, input.notBefore ?? 0);
     const delayed = readyAt > now;
     const ttlMs = input.ttlMs ?? queue.options.messageTtlMs;
@@ -553,6 +666,16 @@ export class Engine {
       expiresAt: ttlMs > 0 ? (delayed ? readyAt : now) + ttlMs : null,
       readyAt: delayed ? readyAt : 0,
     });
+    if (pendingTaskId !== null) {
+      this.#batch.results.push({
+        taskId: pendingTaskId,
+        state: 'PENDING',
+        payload: null,
+        updatedAt: now,
+        expiresAt: now + input.resultTtlMs!,
+        ifAbsent: true,
+      });
+    }
     queue.pendingCount++;
     queue.pendingBytes += size;
     this.#pendingPublishes.push({ session, seq: input.seq, queue, enqueueIndex: this.#batch.enqueue.length - 1, dedupId });
@@ -582,6 +705,200 @@ export class Engine {
       // Only forget the id if it was not remembered again later.
       if (this.#dedup.get(oldest.key) === oldest.until) this.#dedup.delete(oldest.key);
     }
+  }
+
+  // ---- task results [PROTO §5.18] and revocation [PROTO §5.20] -------------------------
+
+  /**
+   * Records a task state in the current batch; `done` hears after the commit whether the row
+   * was written (false: it was terminal already), or the store's error.
+   */
+  putResult(handle: EngineSession, input: ResultInput, done: (outcome: ResultWriteOutcome) => void): void {
+    const session = handle as Session;
+    if (this.#closed) throw new BrokerError('E_SHUTTING_DOWN', 'broker is shutting down');
+    const now = this.#clock();
+    const payload = input.payload === null || input.payload.length === 0 ? null : input.payload;
+    this.#batch.results.push({ taskId: input.taskId, state: input.state, payload, updatedAt: now, expiresAt: now + input.ttlMs });
+    this.#pendingResults.push({ session, index: this.#batch.results.length - 1, done });
+    this.#scheduleFlush();
+  }
+
+  /**
+   * Reads a task's live row (null: none, or expired). With `waitMs > 0` and a state that is not
+   * terminal, the reply waits until the row turns terminal or `waitMs` passes, whichever is first.
+   * A read that follows result writes not committed yet is answered after their commit, so it
+   * sees them. Throws `E_RESULT_WAIT_LIMIT` when the session already has `maxResultWaiters` waiting.
+   */
+  getResult(handle: EngineSession, taskId: string, waitMs: number, reply: (outcome: ResultReadOutcome) => void): void {
+    const session = handle as Session;
+    if (waitMs > 0) {
+      if (session.waitingGets >= this.#maxResultWaiters) {
+        throw new BrokerError(
+          'E_RESULT_WAIT_LIMIT',
+          `${session.waitingGets} result.get requests with waitMs are already waiting on this connection (limit ${this.#maxResultWaiters})`,
+        );
+      }
+      session.waitingGets++;
+      const answer = reply;
+      reply = (outcome) => {
+        session.waitingGets--;
+        answer(outcome);
+      };
+    }
+    if (this.#batch.results.length > 0) {
+      this.#pendingGets.push({ session, taskId, waitMs, reply });
+      this.#scheduleFlush();
+      return;
+    }
+    this.#answerGet(session, taskId, waitMs, reply);
+  }
+
+  /**
+   * Revokes a task for `ttlMs` (default the broker's `resultTtlMs`): its ready and delayed
+   * messages are dropped when they come up for delivery, sessions holding one hear `revoked`,
+   * and a REVOKED row is written unless the row is terminal already. `done` hears after the commit.
+   */
+  revoke(
+    handle: EngineSession,
+    params: { taskId: string; ttlMs?: number; terminate?: boolean },
+    done: (outcome: ResultWriteOutcome) => void,
+  ): void {
+    const session = handle as Session;
+    if (this.#closed) throw new BrokerError('E_SHUTTING_DOWN', 'broker is shutting down');
+    const { taskId } = params;
+    const terminate = params.terminate ?? false;
+    const now = this.#clock();
+    const expiresAt = now + (params.ttlMs ?? this.#resultTtlMs);
+    // In force at once, before the commit: a message dispatched meanwhile is already dropped.
+    const until = this.#revoked.get(taskId);
+    if (until === undefined || until < expiresAt) this.#revoked.set(taskId, expiresAt);
+    this.#batch.results.push({ taskId, state: 'REVOKED', payload: null, updatedAt: now, expiresAt });
+    this.#pendingResults.push({ session, index: this.#batch.results.length - 1, done });
+    // Revoking is rare: a scan of what is held is cheaper than an index kept on every delivery.
+    let held = 0;
+    for (const s of this.#sessions) {
+      for (const d of s.unacked.values()) {
+        if (d.message.headers?.[TASK_ID_HEADER] !== taskId) continue;
+        held++;
+        s.sink.revoked({ consumerTag: d.consumer.tag, deliveryTag: d.tag, taskId, terminate });
+      }
+    }
+    this.#log.info({ taskId, terminate, held }, 'task revoked');
+    this.#scheduleFlush();
+  }
+
+  /** Revocations in force (some may have expired since the last sweep). */
+  get revokedCount(): number {
+    return this.#revoked.size;
+  }
+
+  /** `getResult` calls waiting for a terminal state, across sessions. */
+  get resultWaiterCount(): number {
+    let n = 0;
+    for (const waiting of this.#waiters.values()) n += waiting.size;
+    return n;
+  }
+
+  /** The task's row unless it expired (a row past its expiry counts as gone even before the sweep). */
+  #liveResult(taskId: string, now: number): ResultRecord | null {
+    const record = this.#store.getResult(taskId);
+    return record === null || record.expiresAt <= now ? null : record;
+  }
+
+  #answerGet(session: Session, taskId: string, waitMs: number, reply: (outcome: ResultReadOutcome) => void): void {
+    if (session.closed) return;
+    let record: ResultRecord | null;
+    try {
+      record = this.#liveResult(taskId, this.#clock());
+    } catch (cause) {
+      reply(new BrokerError('E_STORE_FAILED', `the store could not read the result: ${(cause as Error).message}`, { cause }));
+      return;
+    }
+    if (waitMs <= 0 || (record !== null && isTerminalTaskState(record.state)) || this.#closed) {
+      reply(record);
+      return;
+    }
+    const waiter: ResultWaiter = { session, taskId, reply, timer: null };
+    let waiting = this.#waiters.get(taskId);
+    if (waiting === undefined) this.#waiters.set(taskId, (waiting = new Set()));
+    waiting.add(waiter);
+    session.waiters.add(waiter);
+    // One timer per waiting get, never per message; unref'd like every engine timer.
+    waiter.timer = setTimeout(() => {
+      waiter.timer = null;
+      this.#dropWaiter(waiter);
+      this.#answerGet(session, taskId, 0, reply);
+    }, waitMs);
+    waiter.timer.unref();
+  }
+
+  #dropWaiter(waiter: ResultWaiter): void {
+    if (waiter.timer !== null) clearTimeout(waiter.timer);
+    waiter.timer = null;
+    waiter.session.waiters.delete(waiter);
+    const waiting = this.#waiters.get(waiter.taskId);
+    if (waiting === undefined) return;
+    waiting.delete(waiter);
+    if (waiting.size === 0) this.#waiters.delete(waiter.taskId);
+  }
+
+  /** After a commit: answers the gets waiting for tasks whose row the batch made terminal. */
+  #wakeWaiters(batch: WriteBatch, result: WriteResult): void {
+    if (this.#waiters.size === 0) return;
+    const now = this.#clock();
+    for (let i = 0; i < batch.results.length; i++) {
+      const write = batch.results[i]!;
+      if (result.results[i] !== true || !isTerminalTaskState(write.state)) continue;
+      const waiting = this.#waiters.get(write.taskId);
+      if (waiting === undefined) continue;
+      let record: ResultReadOutcome;
+      try {
+        record = this.#liveResult(write.taskId, now);
+      } catch (cause) {
+        record = new BrokerError('E_STORE_FAILED', `the store could not read the result: ${(cause as Error).message}`, { cause });
+      }
+      for (const waiter of [...waiting]) {
+        this.#dropWaiter(waiter);
+        waiter.reply(record);
+      }
+    }
+  }
+
+  /** True when the message runs a task revoked now; forgets a revocation found expired. */
+  #isRevoked(message: MessageRecord, now: number): boolean {
+    const taskId = message.headers?.[TASK_ID_HEADER];
+    if (typeof taskId !== 'string') return false;
+    const until = this.#revoked.get(taskId);
+    if (until === undefined) return false;
+    if (until > now) return true;
+    this.#revoked.delete(taskId);
+    return false;
+  }
+
+  /** A ready message of a revoked task goes for good, as if acked [PROTO §5.20]. */
+  #dropRevoked(queue: QueueState, message: MessageRecord): void {
+    queue.ready--;
+    queue.stats.revoked++;
+    queue.bytes -= message.body.length;
+    this.#batch.remove.push(message.id);
+    this.#log.debug({ queue: queue.name, taskId: message.headers?.[TASK_ID_HEADER] }, 'revoked message dropped');
+  }
+
+  /** Deletes expired result rows (a bounded batch per turn) and forgets expired revocations. */
+  #sweepResults(): void {
+    if (this.#closed) return;
+    const now = this.#clock();
+    for (const [taskId, until] of this.#revoked) if (until <= now) this.#revoked.delete(taskId);
+    let deleted: number;
+    try {
+      deleted = this.#store.expireResults({ now, limit: RESULT_SWEEP_BATCH });
+    } catch (err) {
+      this.#log.error({ err }, 'result sweep failed');
+      return;
+    }
+    if (deleted > 0) this.#log.debug({ deleted }, 'expired results deleted');
+    // More may be due: go on after other work had its turn.
+    if (deleted === RESULT_SWEEP_BATCH) setImmediate(() => this.#sweepResults());
   }
 
   // ---- consume --------------------------------------------------------------
@@ -773,20 +1090,24 @@ export class Engine {
 
   #commitNow(): void {
     const batch = this.#batch;
-    if (isBatchEmpty(batch) && this.#pendingPublishes.length === 0) return;
+    if (isBatchEmpty(batch) && this.#pendingPublishes.length === 0 && this.#pendingGets.length === 0) return;
     const publishes = this.#pendingPublishes;
     const moves = this.#pendingMoves;
+    const resultWrites = this.#pendingResults;
+    const gets = this.#pendingGets;
     this.#batch = emptyBatch();
     this.#pendingPublishes = [];
     this.#pendingMoves = [];
+    this.#pendingResults = [];
+    this.#pendingGets = [];
     for (const p of publishes) {
       if (p.enqueueIndex < 0) continue;
       p.queue.pendingCount--;
       p.queue.pendingBytes -= batch.enqueue[p.enqueueIndex]!.body.length;
     }
-    let result;
+    let result: WriteResult;
     try {
-      result = isBatchEmpty(batch) ? { enqueued: [], moved: [] } : this.#store.write(batch);
+      result = isBatchEmpty(batch) ? { enqueued: [], moved: [], results: [] } : this.#store.write(batch);
     } catch (cause) {
       this.#log.error({ err: cause, publishes: publishes.length }, 'store write failed');
       const error = new BrokerError('E_STORE_FAILED', `the store could not commit: ${(cause as Error).message}`, { cause, retryAfterMs: 1000 });
@@ -795,6 +1116,8 @@ export class Engine {
         if (p.dedupId !== null) this.#dedup.delete(`${p.queue.id}/${p.dedupId}`);
         if (!p.session.closed) p.session.sink.publishFailed(p.seq, error);
       }
+      for (const r of resultWrites) if (!r.session.closed) r.done(error);
+      for (const g of gets) this.#answerGet(g.session, g.taskId, g.waitMs, g.reply);
       // Acks and delivery counts that did not commit are not lost: the rows stay and are redelivered after a restart.
       return;
     }
@@ -846,6 +1169,11 @@ export class Engine {
       });
     }
     for (const [session, c] of confirms) if (!session.closed) session.sink.confirm(c.upTo, c.duplicates);
+    if (batch.results.length > 0) {
+      for (const r of resultWrites) if (!r.session.closed) r.done(result.results[r.index] === true);
+      this.#wakeWaiters(batch, result);
+    }
+    for (const g of gets) this.#answerGet(g.session, g.taskId, g.waitMs, g.reply);
   }
 
   /** A message that just entered a queue: buffered if its lane is caught up with the disk, else left there. */
@@ -983,6 +1311,10 @@ export class Engine {
           this.#expire(queue, message);
           continue;
         }
+        if (this.#revoked.size > 0 && this.#isRevoked(message, now)) {
+          this.#dropRevoked(queue, message);
+          continue;
+        }
         limiterFor(key).tryTake(now);
         return message;
       }
@@ -1004,13 +1336,21 @@ export class Engine {
     return undefined;
   }
 
-  /** The next ready message that has not expired; expired ones go to the dead-letter queue or away. */
+  /**
+   * The next ready message that has not expired and whose task is not revoked: expired ones go
+   * to the dead-letter queue or away, revoked ones away [PROTO §5.14], [PROTO §5.20].
+   */
   #takeUnexpired(queue: QueueState, now: number): MessageRecord | undefined {
     for (;;) {
       const message = this.#takeReady(queue);
       if (message === undefined) return undefined;
-      if (message.expiresAt === null || message.expiresAt > now) return message;
-      this.#expire(queue, message);
+      if (message.expiresAt !== null && message.expiresAt <= now) {
+        this.#expire(queue, message);
+        continue;
+      }
+      // The hot path pays this size check only, while nothing is revoked.
+      if (this.#revoked.size === 0 || !this.#isRevoked(message, now)) return message;
+      this.#dropRevoked(queue, message);
     }
   }
 
@@ -1146,6 +1486,9 @@ export class Engine {
     this.#commitNow();
     this.#closed = true;
     if (this.#timer !== null) clearTimeout(this.#timer);
+    if (this.#sweepTimer !== null) clearInterval(this.#sweepTimer);
+    this.#sweepTimer = null;
+    for (const waiting of [...this.#waiters.values()]) for (const waiter of [...waiting]) this.#dropWaiter(waiter);
   }
 }
 

@@ -12,6 +12,9 @@ import { handleExtend } from './extend.js';
 import { handleConsumerUpdate } from './consumer-update.js';
 import { handlePull } from './pull.js';
 import { handleQueueRedrive } from './queue-redrive.js';
+import { handleResultGet } from './result-get.js';
+import { handleResultPut } from './result-put.js';
+import { handleTaskRevoke } from './task-revoke.js';
 
 export const handlers: { [T in FrameType]?: (ctx: ConnectionContext, frame: FrameOf<T>) => void } = {
   heartbeat: () => {},
@@ -28,4 +31,7 @@ export const handlers: { [T in FrameType]?: (ctx: ConnectionContext, frame: Fram
   'consumer.update': handleConsumerUpdate,
   pull: handlePull,
   'queue.redrive': handleQueueRedrive,
+  'result.put': handleResultPut,
+  'result.get': handleResultGet,
+  'task.revoke': handleTaskRevoke,
 };

@@ -21,6 +21,7 @@ export function handlePublish(ctx: ConnectionContext, frame: FrameOf<'publish'>)
   if (frame.delayMs !== undefined) input.delayMs = frame.delayMs;
   if (frame.notBefore !== undefined) input.notBefore = frame.notBefore;
   if (frame.ttlMs !== undefined) input.ttlMs = frame.ttlMs;
+  if (frame.resultTtlMs !== undefined) input.resultTtlMs = frame.resultTtlMs;
   const refused = ctx.engine.publish(ctx.session, input);
   if (refused !== null) {
     const nack: FrameOf<'publish.nack'> = { type: 'publish.nack', seq: frame.seq, code: refused.code, message: refused.message };

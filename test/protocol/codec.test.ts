@@ -13,6 +13,7 @@ import {
   FRAME_OVERHEAD_BYTES,
   FrameWriter,
   Op,
+  BODY_FRAME_TYPES,
   type DecodeError,
   type DecodeLimits,
   type Frame,
@@ -128,6 +129,19 @@ const SAMPLES: { [T in FrameType]: Frame & { type: T } } = {
     body: bytes(0, 1, 2, 0xfe, 0xff),
   },
   cancelled: { type: 'cancelled', consumerTag: 'worker-1', reason: 'queue "emails" was deleted' },
+  revoked: { type: 'revoked', consumerTag: 'worker-1', deliveryTag: 7, taskId: 't-1', terminate: true },
+  'result.put': { type: 'result.put', ref: 14, taskId: 't-1', state: 'SUCCESS', ttlMs: 86_400_000, body: utf8.encode('{"result":5}') },
+  'result.get': { type: 'result.get', ref: 15, taskId: 't-1', waitMs: 5000 },
+  result: {
+    type: 'result',
+    ref: 15,
+    taskId: 't-1',
+    state: 'SUCCESS',
+    updatedAt: 1_700_000_000_000,
+    expiresAt: 1_700_086_400_000,
+    body: utf8.encode('{"result":5}'),
+  },
+  'task.revoke': { type: 'task.revoke', ref: 16, taskId: 't-1', ttlMs: 3_600_000, terminate: false },
 };
 
 const SMALL_LIMITS: Readonly<DecodeLimits> = Object.freeze({ maxHeaderBytes: 64, maxBodyBytes: 16 });
@@ -565,9 +579,15 @@ describe('size limits', () => {
     assert.match(errors[0]?.message ?? '', /cancel frame must not carry a body/);
   });
 
-  it('rejects a body on every frame type except publish and deliver', () => {
+  it('reports a result.put payload over maxBodyBytes as E_MESSAGE_TOO_LARGE with its ref', () => {
+    const data = encodeFrames([{ ...SAMPLES['result.put'], body: new Uint8Array(17) } as Frame]);
+    const { errors } = decode(data, { maxHeaderBytes: 1024, maxBodyBytes: 16 });
+    assert.deepEqual(errors.map((e) => [e.code, e.type, e.ref]), [['E_MESSAGE_TOO_LARGE', 'result.put', 14]]);
+  });
+
+  it('rejects a body on every frame type except publish, deliver, result.put and result', () => {
     for (const type of Object.keys(Op) as FrameType[]) {
-      if (type === 'publish' || type === 'deliver') continue;
+      if (BODY_FRAME_TYPES.has(type)) continue;
       const { type: _t, ...fields } = SAMPLES[type] as Frame & Record<string, unknown>;
       const { errors } = decode(rawFrame(Op[type], JSON.stringify(fields), bytes(0)));
       assert.deepEqual(errors.map((e) => e.code), ['E_FRAME_MALFORMED'], type);

@@ -5,8 +5,8 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it, type TestContext } from 'node:test';
-import { emptyBatch } from '../../storage/index.js';
-import type { MessageRecord, NewMessage, QueueCounts, Store, WriteBatch } from '../../storage/index.js';
+import { emptyBatch, isBatchEmpty } from '../../storage/index.js';
+import type { MessageRecord, NewMessage, QueueCounts, ResultRecord, ResultWrite, Store, WriteBatch } from '../../storage/index.js';
 
 export const T0 = 1_700_000_000_000; // a fixed "now" (ms since epoch): the store takes time as an argument
 
@@ -31,6 +31,17 @@ function batch(parts: Partial<WriteBatch>): WriteBatch {
 
 function text(bytes: Uint8Array): string {
   return new TextDecoder().decode(bytes);
+}
+
+/** A task state to write, at T0 for an hour unless overridden. */
+export function resultWrite(taskId: string, overrides: Partial<ResultWrite> = {}): ResultWrite {
+  return { taskId, state: 'PENDING', payload: null, updatedAt: T0, expiresAt: T0 + 3_600_000, ...overrides };
+}
+
+/** A stored row with its payload as text, for comparisons. */
+function resultOf(store: Store, taskId: string): (Omit<ResultRecord, 'payload'> & { payload: string | null }) | null {
+  const r = store.getResult(taskId);
+  return r === null ? null : { ...r, payload: r.payload === null ? null : text(r.payload) };
 }
 
 /** Counts of one queue; a queue without messages may be absent from `countMessages()`. */
@@ -134,7 +145,7 @@ export function storeConformance(name: string, open: (t: TestContext) => Store):
     describe('write', () => {
       it('an empty batch commits and assigns nothing', (t) => {
         const { store } = setup(t);
-        assert.deepEqual(store.write(emptyBatch()), { enqueued: [], moved: [] });
+        assert.deepEqual(store.write(emptyBatch()), { enqueued: [], moved: [], results: [] });
       });
 
       it('enqueue assigns increasing ids and seqs, in batch order and across batches', (t) => {
@@ -445,6 +456,132 @@ export function storeConformance(name: string, open: (t: TestContext) => Store):
         const [id] = enqueue(newMessage(a.id, { messageId: 'gone', publishedAt: T0 + 1 }));
         store.write(batch({ remove: [id!] }));
         assert.deepEqual(store.recentMessageIds({ since: 0, limit: 10 }), []);
+      });
+    });
+
+    describe('task results', () => {
+      const enc = (value: string) => new TextEncoder().encode(value);
+      const put = (store: Store, ...writes: ResultWrite[]) => store.write(batch({ results: writes })).results;
+
+      it('getResult is null for an unknown task, and returns a written row with its payload', (t) => {
+        const store = open(t);
+        assert.equal(store.getResult('nope'), null);
+        assert.deepEqual(put(store, resultWrite('t1', { state: 'SUCCESS', payload: enc('{"r":5}'), updatedAt: T0 + 1, expiresAt: T0 + 100 })), [true]);
+        assert.deepEqual(resultOf(store, 't1'), { taskId: 't1', state: 'SUCCESS', payload: '{"r":5}', updatedAt: T0 + 1, expiresAt: T0 + 100 });
+        put(store, resultWrite('t2'));
+        assert.deepEqual(resultOf(store, 't2'), { taskId: 't2', state: 'PENDING', payload: null, updatedAt: T0, expiresAt: T0 + 3_600_000 });
+      });
+
+      it('overwrites a row that is not terminal, state, payload and times together', (t) => {
+        const store = open(t);
+        put(store, resultWrite('t', { state: 'STARTED', payload: enc('progress') }));
+        assert.deepEqual(put(store, resultWrite('t', { state: 'RETRY', updatedAt: T0 + 5, expiresAt: T0 + 50 })), [true]);
+        assert.deepEqual(resultOf(store, 't'), { taskId: 't', state: 'RETRY', payload: null, updatedAt: T0 + 5, expiresAt: T0 + 50 });
+        assert.deepEqual(put(store, resultWrite('t', { state: 'PENDING', updatedAt: T0 + 6 })), [true], 'non-terminal states follow each other in any order');
+        assert.deepEqual(put(store, resultWrite('t', { state: 'FAILURE', payload: enc('boom'), updatedAt: T0 + 7 })), [true]);
+        assert.equal(resultOf(store, 't')?.state, 'FAILURE');
+      });
+
+      it('never overwrites a terminal row: SUCCESS, FAILURE and REVOKED stay as written', (t) => {
+        const store = open(t);
+        for (const terminal of ['SUCCESS', 'FAILURE', 'REVOKED'] as const) {
+          const id = `t-${terminal}`;
+          put(store, resultWrite(id, { state: terminal, payload: enc('first'), updatedAt: T0 + 1 }));
+          const before = resultOf(store, id);
+          for (const later of ['PENDING', 'STARTED', 'RETRY', 'SUCCESS', 'FAILURE', 'REVOKED'] as const) {
+            assert.deepEqual(put(store, resultWrite(id, { state: later, payload: enc('second'), updatedAt: T0 + 2, expiresAt: T0 + 9_999_999 })), [false], `${terminal} then ${later}`);
+          }
+          assert.deepEqual(resultOf(store, id), before);
+        }
+      });
+
+      it('applies writes for one task in batch order and reports each', (t) => {
+        const store = open(t);
+        assert.deepEqual(
+          put(store, resultWrite('t', { state: 'STARTED' }), resultWrite('t', { state: 'SUCCESS', payload: enc('5') }), resultWrite('t', { state: 'FAILURE' })),
+          [true, true, false],
+        );
+        assert.deepEqual(resultOf(store, 't')?.payload, '5');
+      });
+
+      it('ifAbsent inserts only when the task has no row, even a non-terminal one', (t) => {
+        const store = open(t);
+        assert.deepEqual(put(store, resultWrite('t', { ifAbsent: true })), [true]);
+        assert.deepEqual(put(store, resultWrite('t', { ifAbsent: true, updatedAt: T0 + 1, expiresAt: T0 + 7 })), [false]);
+        put(store, resultWrite('t', { state: 'STARTED', updatedAt: T0 + 2 }));
+        assert.deepEqual(put(store, resultWrite('t', { ifAbsent: true, updatedAt: T0 + 3 })), [false]);
+        assert.equal(resultOf(store, 't')?.state, 'STARTED');
+        assert.equal(resultOf(store, 't')?.updatedAt, T0 + 2);
+      });
+
+      it('treats a row at or past its expiry as absent: a terminal one is overwritten, ifAbsent inserts', (t) => {
+        const store = open(t);
+        put(store, resultWrite('done', { state: 'SUCCESS', expiresAt: T0 + 10 }), resultWrite('pending', { expiresAt: T0 + 10 }));
+        assert.deepEqual(put(store, resultWrite('done', { state: 'STARTED', updatedAt: T0 + 9 })), [false], 'still live at T0 + 9');
+        assert.deepEqual(
+          put(store, resultWrite('done', { state: 'STARTED', updatedAt: T0 + 10, expiresAt: T0 + 20 }), resultWrite('pending', { ifAbsent: true, updatedAt: T0 + 10, expiresAt: T0 + 30 })),
+          [true, true],
+        );
+        assert.deepEqual(resultOf(store, 'done'), { taskId: 'done', state: 'STARTED', payload: null, updatedAt: T0 + 10, expiresAt: T0 + 20 });
+        assert.equal(resultOf(store, 'pending')?.expiresAt, T0 + 30);
+      });
+
+      it('expireResults deletes rows with expiresAt <= now, at most limit per call', (t) => {
+        const store = open(t);
+        put(
+          store,
+          resultWrite('a', { expiresAt: T0 + 10 }),
+          resultWrite('b', { state: 'SUCCESS', expiresAt: T0 + 20 }),
+          resultWrite('c', { state: 'REVOKED', expiresAt: T0 + 20 }),
+          resultWrite('d', { expiresAt: T0 + 21 }),
+        );
+        assert.equal(store.expireResults({ now: T0 + 9, limit: 10 }), 0);
+        assert.equal(store.expireResults({ now: T0 + 20, limit: 2 }), 2);
+        assert.equal(store.expireResults({ now: T0 + 20, limit: 2 }), 1);
+        assert.equal(store.expireResults({ now: T0 + 20, limit: 2 }), 0);
+        assert.deepEqual(['a', 'b', 'c', 'd'].map((id) => store.getResult(id)?.taskId ?? null), [null, null, null, 'd']);
+      });
+
+      it('revokedTasks lists REVOKED rows that have not expired', (t) => {
+        const store = open(t);
+        put(
+          store,
+          resultWrite('r1', { state: 'REVOKED', expiresAt: T0 + 100 }),
+          resultWrite('r2', { state: 'REVOKED', expiresAt: T0 + 50 }),
+          resultWrite('s', { state: 'SUCCESS', expiresAt: T0 + 100 }),
+          resultWrite('p', { state: 'PENDING', expiresAt: T0 + 100 }),
+        );
+        const byId = (list: Array<{ taskId: string; expiresAt: number }>) => list.slice().sort((x, y) => x.taskId.localeCompare(y.taskId));
+        assert.deepEqual(byId(store.revokedTasks({ now: T0 })), [
+          { taskId: 'r1', expiresAt: T0 + 100 },
+          { taskId: 'r2', expiresAt: T0 + 50 },
+        ]);
+        assert.deepEqual(store.revokedTasks({ now: T0 + 50 }), [{ taskId: 'r1', expiresAt: T0 + 100 }]);
+        assert.deepEqual(store.revokedTasks({ now: T0 + 100 }), []);
+      });
+
+      it('commits results with the batch\'s messages, and rolls them back with it', (t) => {
+        const { store, a, enqueue } = setup(t);
+        const written = store.write(batch({ enqueue: [newMessage(a.id, { headers: { 'task-id': 'x' } })], results: [resultWrite('x', { ifAbsent: true })] }));
+        assert.equal(written.enqueued.length, 1);
+        assert.deepEqual(written.results, [true]);
+        // The last write fails (a non-finite time is refused): the ones before it must roll back.
+        assert.throws(() =>
+          store.write(batch({
+            enqueue: [newMessage(a.id)],
+            results: [resultWrite('y', { state: 'SUCCESS' }), resultWrite('x', { state: 'SUCCESS' }), resultWrite('z', { expiresAt: Number.NaN })],
+          })),
+        );
+        assert.equal(store.getResult('y'), null);
+        assert.equal(store.getResult('z'), null);
+        assert.equal(resultOf(store, 'x')?.state, 'PENDING');
+        assert.equal(ready(store, a.id).length, 1, 'the batch\'s message rolled back too');
+        assert.deepEqual(enqueue(newMessage(a.id)).length, 1);
+      });
+
+      it('a batch of only results is not empty', () => {
+        assert.equal(isBatchEmpty(batch({ results: [resultWrite('t')] })), false);
+        assert.equal(isBatchEmpty(emptyBatch()), true);
       });
     });
 

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { describe, it, type TestContext } from 'node:test';
 import { emptyBatch, openSqliteStore } from '../../storage/index.js';
 import type { SqliteStoreOptions, Store } from '../../storage/index.js';
-import { newMessage as message, storeConformance, T0 } from './conformance.js';
+import { newMessage as message, resultWrite, storeConformance, T0 } from './conformance.js';
 
 
 /** A fresh directory, and `track(store)`: after the test, tracked stores close, then the directory goes. */
@@ -101,6 +101,23 @@ describe('sqlite store on disk', () => {
       const second = open();
       assert.equal(second.loadReady({ queueId: q.id, priority: 0, afterSeq: 0, limit: 10 }).length, 1, `durability ${String(durability)}`);
     }
+  });
+
+  it('keeps task results and revocations across close and reopen', (t) => {
+    const { open } = setup(t);
+    const first = open();
+    first.write({
+      ...emptyBatch(),
+      results: [
+        resultWrite('done', { state: 'SUCCESS', payload: new TextEncoder().encode('5') }),
+        resultWrite('gone', { state: 'REVOKED', expiresAt: T0 + 500 }),
+      ],
+    });
+    first.close();
+    const second = open();
+    assert.equal(new TextDecoder().decode(second.getResult('done')?.payload ?? new Uint8Array()), '5');
+    assert.deepEqual(second.revokedTasks({ now: T0 }), [{ taskId: 'gone', expiresAt: T0 + 500 }]);
+    assert.deepEqual(second.write({ ...emptyBatch(), results: [resultWrite('done', { state: 'FAILURE' })] }).results, [false], 'still terminal after reopen');
   });
 
   it('runs in WAL mode: a write-ahead log sits next to the open database', (t) => {
