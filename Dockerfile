@@ -21,5 +21,5 @@ COPY --from=build /app/storage/migrations storage/migrations
 VOLUME /data
 EXPOSE 7700
 USER node
-ENTRYPOINT ["node", "dist/server/cli.js"]
+ENTRYPOINT ["node", "dist/bin/berth.js"]
 CMD ["serve"]

@@ -20,3 +20,27 @@ export type { ErrorCode, QueueOptions, MessageHeaders } from '../protocol/index.
 export { TASK_STATES, MAX_RESULT_WAIT_MS } from '../protocol/index.js';
 export type { TaskState } from '../protocol/index.js';
 export type { TaskResult } from './connection.js';
+export { createApp, TaskError, TaskFailedError, TaskErrorCodes, Retry, Reject, parseRateLimit } from './tasks/index.js';
+export type {
+  App,
+  AppOptions,
+  Task,
+  TaskFunction,
+  TaskContext,
+  ApplyOptions,
+  AsyncResult,
+  TaskInfo,
+  TaskErrorCode,
+  SerializedError,
+  TaskOptions,
+  RetryOptions,
+  AutoretryFor,
+  Routes,
+  Route,
+  Signature,
+  TaskFailure,
+  Worker,
+  WorkerOptions,
+  WorkerEvent,
+  PoolKind,
+} from './tasks/index.js';

@@ -1,4 +1,3 @@
-#!/usr/bin/env node
 /**
  * The `berth` command. All CLI and environment parsing lives here and produces
  * the same options objects the API takes.
@@ -12,7 +11,7 @@ const HELP = `berth — message broker and task queue
 
 Usage:
   berth serve [options]     run the broker (HTTP + WebSocket on one port)
-  berth --help              show this help
+  berth worker --help       run task workers (see there)
 
 serve options:
   --host <addr>             interface to listen on            (default ${DEFAULTS.host}, env BERTH_HOST)
@@ -93,24 +92,11 @@ async function serve(argv: string[]): Promise<void> {
   process.on('SIGINT', () => stop('SIGINT'));
 }
 
-async function main(argv: string[]): Promise<void> {
-  const [command, ...rest] = argv;
-  if (command === undefined || command === '--help' || command === '-h' || command === 'help') {
+/** Runs `berth serve` with these arguments (after the word `serve`). */
+export async function runServe(argv: string[]): Promise<void> {
+  if (argv.includes('--help') || argv.includes('-h')) {
     process.stdout.write(HELP);
     return;
   }
-  if (command === 'serve') {
-    if (rest.includes('--help') || rest.includes('-h')) {
-      process.stdout.write(HELP);
-      return;
-    }
-    await serve(rest);
-    return;
-  }
-  throw new TypeError(`unknown command ${JSON.stringify(command)}; see berth --help`);
+  await serve(argv);
 }
-
-main(process.argv.slice(2)).catch((err: unknown) => {
-  process.stderr.write(`berth: ${err instanceof Error ? err.message : String(err)}\n`);
-  process.exit(2);
-});

@@ -11,7 +11,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { sleep } from './util.js';
 
-const BERTH_CLI = fileURLToPath(new URL('../../server/cli.js', import.meta.url));
+const BERTH_CLI = fileURLToPath(new URL('../../bin/berth.js', import.meta.url));
 
 /** Keeps the last lines a process printed, for error messages. */
 function tail(limit = 40): { push(line: string): void; text(): string } {
@@ -64,7 +64,7 @@ export interface BerthProcess {
   stop(): Promise<void>;
 }
 
-/** Runs `node dist/server/cli.js serve --port 0 --data <dataDir>` and waits for its "broker listening" line. */
+/** Runs `node dist/bin/berth.js serve --port 0 --data <dataDir>` and waits for its "broker listening" line. */
 export function startBerth(dataDir: string, options: { timeoutMs?: number; nodeArgs?: readonly string[] } = {}): Promise<BerthProcess> {
   const timeoutMs = options.timeoutMs ?? 60_000;
   const t0 = performance.now();

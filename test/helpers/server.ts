@@ -23,7 +23,7 @@ export async function startTestServer(t: TestContext, options: Partial<BrokerOpt
   return { url: broker.url, broker, dataDir };
 }
 
-const CLI = fileURLToPath(new URL('../../server/cli.js', import.meta.url));
+const CLI = fileURLToPath(new URL('../../bin/berth.js', import.meta.url));
 
 /** A `berth serve` child process. */
 export interface ServerProcess {
