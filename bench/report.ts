@@ -148,6 +148,28 @@ export function evaluateTargets(report: Report): TargetResult[] {
       pass: b !== null && r !== null ? b <= r : null,
     });
   }
+  // w6: the task layer against BullMQ, at the same worker concurrency; the faster of BullMQ's two deployments counts.
+  for (const c of report.cases.filter((x) => x.workload === 'w6' && x.notMeasurable === undefined)) {
+    const keep = c.id.endsWith('-results');
+    const factor = keep ? 2 : 3;
+    const concurrency = /^w6-c(\d+)-/.exec(c.id)?.[1] ?? '?';
+    const b = berthOf(c, 'rate');
+    const parts: string[] = [`Berth ${fmt(b, 0)}/s`];
+    let best: number | null = null;
+    for (const id of ['bullmq', 'bullmq-durable'] as const) {
+      const v = medianOf(c.results[id], 'rate');
+      if (v === null) continue;
+      parts.push(`${SYSTEM_LABELS[id]} ${fmt(v, 0)}/s${b === null ? '' : ` = ${fmt(b / v, 2)}×`}`);
+      if (best === null || v > best) best = v;
+    }
+    if (best === null) parts.push('BullMQ: no figure');
+    out.push({
+      id: c.id,
+      target: `w6 concurrency ${concurrency}, ${keep ? 'results kept' : 'ignoreResult'}: ≥ ${factor}× BullMQ (the faster deployment)`,
+      measured: parts.join('; '),
+      pass: b !== null && best !== null ? b >= factor * best : null,
+    });
+  }
   const w7 = caseOf(report, 'w7');
   if (w7 !== undefined) {
     const rss = berthOf(w7, 'rssFull');
@@ -234,9 +256,9 @@ export function renderMarkdown(report: Report): string {
     '',
     `Machine: ${m.cores} cores (${m.cpuModel}), ${fmt(m.memGiB, 1)} GiB RAM, Node ${m.node}, ${m.platform}; 1-min load average ${fmt(m.loadAvgStart, 2)} at the start, ${fmt(m.loadAvgEnd, 2)} at the end. ` +
       `Run ${report.startedAt} → ${report.finishedAt} (${fmt(report.durationS / 60, 1)} min). ` +
-      `Mode: **${report.mode}**, ${report.rounds} round${report.rounds === 1 ? '' : 's'} of w1–w5 (each table says how many it had); in every round Berth runs first, then each peer in turn.`,
+      `Mode: **${report.mode}**, ${report.rounds} round${report.rounds === 1 ? '' : 's'} of w1–w6 (each table says how many it had); in every round Berth runs first, then each peer in turn.`,
     '',
-    'Everything runs on 127.0.0.1. Berth is `node dist/server/cli.js serve --port 0 --data <tmpdir>` (default durability: fsync before confirm), one broker per workload; every client runs in a separate process (one fresh process per cell). ' +
+    'Everything runs on 127.0.0.1. Berth is `node dist/bin/berth.js serve --port 0 --data <tmpdir>` (default durability: fsync before confirm), one broker per workload; every client runs in a separate process (one fresh process per cell). ' +
       'Bodies are 256 bytes; queues durable and messages persistent everywhere. Broker CPU is utime+stime of the broker process (beam.smp, redis-server, nats-server, berth) over the measured phase, in % of one core. ' +
       'A peer\'s RSS is its whole server process (RabbitMQ classic and quorum share one beam.smp; the machine\'s Redis and NATS may hold other data), so compare its growth more than its level. ' +
       'Measured phases stop at their message count or their time cap, whichever comes first; a capped run says so in its notes. ' +

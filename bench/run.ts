@@ -29,7 +29,7 @@ const HELP = `npm run bench [-- options]
 
   --quick              scaled-down smoke run (~1–2 min), one round
   --rounds <n>         rounds per workload (default 3; quick 1)
-  --only <ids>         comma list of workloads or cases: w1,w2,w3,w3-p10,w4,w5,w6,w7,w8,w8-idle
+  --only <ids>         comma list of workloads or cases: w1,w2,w3,w3-p10,w4,w5,w6,w6-c10-ignore,w7,w8,w8-idle
   --systems <ids>      comma list of ${SYSTEM_IDS.join(', ')}
   --amqp <url>         RabbitMQ (default amqp://guest:guest@127.0.0.1:5672)
   --redis-port <n>     the machine's Redis for BullMQ (default 6379)

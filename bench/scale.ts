@@ -16,6 +16,8 @@ export interface Scale {
   w3: { count: number; prefetches: readonly number[]; capMs: number };
   w4: { count: number; inFlight: number; prefetch: number; capMs: number };
   w5: { rate: number; seconds: number; warmup: number; prefetch: number };
+  /** Tasks per run; worker concurrencies; cap of the enqueue phase and of the processing phase, each. */
+  w6: { count: number; inFlight: number; concurrencies: readonly number[]; capMs: number };
   w7: { count: number; drainPrefetch: number; rounds: number; drainCapMs: number };
   w8: {
     queues: number;
@@ -44,8 +46,9 @@ export const FULL: Scale = {
   w3: { count: 20_000, prefetches: [1, 10, 100, 1000], capMs: 4_000 },
   w4: { count: 100_000, inFlight: 1000, prefetch: 100, capMs: 10_000 },
   w5: { rate: 1000, seconds: 10, warmup: 500, prefetch: 100 },
-  // w7 and w8 are capacity tests (1M stored; 1000 consumers; 5000 connections): one round each keeps
-  // the full run near 25 minutes; w1–w5 get three rounds.
+  w6: { count: 50_000, inFlight: 1000, concurrencies: [1, 10, 100], capMs: 30_000 },
+  // w7 and w8 are capacity tests (1M stored; 1000 consumers; 5000 connections): one round each;
+  // w1–w6 get three rounds. The full run takes ~32 minutes, w6 ~11 of them.
   w7: { count: 1_000_000, drainPrefetch: 1000, rounds: 1, drainCapMs: 10_000 },
   w8: {
     queues: 100,
@@ -70,6 +73,7 @@ export const QUICK: Scale = {
   w3: { count: 500, prefetches: [1, 10, 100, 1000], capMs: 1000 },
   w4: { count: 5_000, inFlight: 1000, prefetch: 100, capMs: 3000 },
   w5: { rate: 1000, seconds: 1, warmup: 200, prefetch: 100 },
+  w6: { count: 5_000, inFlight: 1000, concurrencies: [1, 10, 100], capMs: 5000 },
   w7: { count: 5_000, drainPrefetch: 1000, rounds: 1, drainCapMs: 2000 },
   w8: {
     queues: 10,

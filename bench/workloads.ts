@@ -6,7 +6,7 @@
 import { fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { cpuMeter, openFilesLimit, rssBytes, rssPeakSampler } from './lib/proc.js';
-import { bodyIndex, makeBody, percentileSorted, publishWindowed, signal, sleep, timeCap, type Deadline } from './lib/util.js';
+import { bodyIndex, errorMessage, makeBody, percentileSorted, publishWindowed, signal, sleep, timeCap, type Deadline } from './lib/util.js';
 import { QUEUE_PREFIX, type Adapter, type Endpoints, type Session, type Subscription, type SystemId } from './peers/types.js';
 import type { Mode, Scale } from './scale.js';
 
@@ -344,17 +344,82 @@ const w5: CaseDef = {
 
 // ---- w6: tasks -------------------------------------------------------------------
 
-const w6: CaseDef = {
-  id: 'w6',
-  workload: 'w6',
-  title: 'w6 · tasks',
-  describe: () => 'Task throughput through the Celery-style task layer (delay → worker → result).',
-  metrics: [throughput('tasks/s')],
-  rounds: () => 0,
-  deadlineMs: () => 0,
-  queues: () => [],
-  notMeasurable: 'not yet measurable: the task layer (createApp, task.delay, workers) does not exist yet.',
-};
+/** w6 compares task layers: Berth's and BullMQ's (both Redis deployments). */
+const W6_SYSTEMS: readonly SystemId[] = ['berth', 'bullmq', 'bullmq-durable'];
+
+/** Pause between the enqueue phase and the worker's start, so the broker has settled. */
+const W6_SETTLE_MS = 200;
+
+function w6(concurrency: number, keepResults: boolean): CaseDef {
+  const id = `w6-c${concurrency}-${keepResults ? 'results' : 'ignore'}`;
+  return {
+    id,
+    workload: 'w6',
+    // A fresh Berth broker per case: results of one case's runs never weigh on the next case.
+    brokerGroup: id,
+    systems: W6_SYSTEMS,
+    title: `w6 · tasks: no-op tasks, worker concurrency ${concurrency}, ${keepResults ? 'results kept' : 'ignoreResult'}`,
+    describe: (s) =>
+      `${s.w6.count.toLocaleString('en')} no-op tasks (one integer argument; the function is \`async () => null\`) are enqueued first, with no worker running ` +
+      `(Berth: \`task.delay(i)\` with at most ${s.w6.inFlight} not yet confirmed, as a producer would; BullMQ: \`queue.add\` per job with the same window, no \`addBulk\`, since Berth's task layer has no bulk send). ` +
+      `Then one worker with concurrency ${concurrency} starts in the client process, and the clock runs from the call that starts it (connecting included) until the last task is done ` +
+      `(Berth: \`task-succeeded\` events from \`worker.on\`; BullMQ: the Worker's \`completed\` events), or the ${s.w6.capMs / 1000} s cap. ` +
+      `Berth worker: pool \`async\` (the default), prefetchMultiplier 4 (the default: prefetch ${concurrency * 4}), acksLate (the default: ack after the task ran). BullMQ: \`new Worker(queue, async () => null, { concurrency: ${concurrency} })\`. ` +
+      (keepResults
+        ? "Results kept: Berth's default (the broker stores a STARTED state and then the SUCCESS result of every task, kept 1 day); BullMQ's default retention (`removeOnComplete: false`: the job hash with its `returnvalue` stays, in the completed set). "
+        : 'No results: Berth task option `ignoreResult: true` (no state, no result stored); BullMQ `removeOnComplete: true` (the job is deleted as it completes), its nearest equivalent. ') +
+      `Headline: tasks processed per second. Also: the enqueue rate, and the CPU of the client process (worker + idle producer) over the processing phase. ` +
+      'After the run, about ten sampled results are read back (with results) or checked absent (without); a mismatch is a note.',
+    metrics: [
+      { key: 'rate', label: 'processed', unit: 'tasks/s', better: 'higher', digits: 0 },
+      { key: 'enqueueRate', label: 'enqueued', unit: 'tasks/s', better: 'higher', digits: 0 },
+      { key: 'workerCpuPct', label: 'worker process CPU', unit: '%', better: 'lower', digits: 0 },
+    ],
+    rounds: (s) => s.rounds,
+    deadlineMs: (s) => 90_000 + 2 * s.w6.capMs,
+    queues: () => [q(id)],
+    async run({ adapter, scale, deadline, system }) {
+      if (adapter.taskBench === undefined) throw new Error(`${system} has no task layer`);
+      const queue = q(id);
+      const { count: n, inFlight, capMs } = scale.w6;
+      await adapter.resetQueue(queue);
+      const bench = await adapter.taskBench({ queue, keepResults });
+      try {
+        const notes: string[] = [];
+        const enqueueCap = timeCap(capMs);
+        const te = now();
+        const enqueued = await deadline.race(bench.enqueue(n, inFlight, () => enqueueCap.reached), 'enqueueing');
+        const enqueueMs = now() - te;
+        enqueueCap.clear();
+        if (enqueued < n) notes.push(`enqueue stopped at the ${capMs / 1000} s cap: ${enqueued.toLocaleString('en')} of ${n.toLocaleString('en')}`);
+        await sleep(W6_SETTLE_MS);
+        const c = counter(enqueued);
+        let errors = 0;
+        let firstError = '';
+        const onError = (err: unknown): void => {
+          errors++;
+          firstError ||= errorMessage(err);
+        };
+        const cpu = cpuMeter(adapter.brokerPid);
+        const cpu0 = process.cpuUsage();
+        const t0 = now();
+        await deadline.race(bench.startWorker(concurrency, c.onMessage, onError), 'starting the worker');
+        const done = await waitCapped(c, capMs, deadline, 'processing');
+        const ms = now() - t0;
+        const brokerCpuPct = cpu.stop();
+        const used = process.cpuUsage(cpu0);
+        const workerCpuPct = ((used.user + used.system) / 1000 / ms) * 100;
+        notes.push(...capNote(done, enqueued, capMs));
+        if (errors > 0) notes.push(`${errors} worker errors or failed tasks: ${firstError}`);
+        if (done === enqueued) notes.push(...(await deadline.race(bench.check(done), 'checking the results')));
+        return { metrics: { rate: rate(done, ms), enqueueRate: rate(enqueued, enqueueMs), workerCpuPct }, brokerCpuPct, notes };
+      } finally {
+        await bench.close();
+        await deadline.race(adapter.deleteQueue(queue), 'deleting the queue');
+      }
+    },
+  };
+}
 
 // ---- w7: backlog -----------------------------------------------------------------
 
@@ -586,10 +651,24 @@ const w8idle: CaseDef = {
   },
 };
 
-export const CASES: readonly CaseDef[] = [w1, w2, ...[1, 10, 100, 1000].map(w3), w4, w5, w6, w7, w8fanIn, w8idle];
+export const CASES: readonly CaseDef[] = [
+  w1,
+  w2,
+  ...[1, 10, 100, 1000].map(w3),
+  w4,
+  w5,
+  ...[1, 10, 100].flatMap((c) => [w6(c, true), w6(c, false)]),
+  w7,
+  w8fanIn,
+  w8idle,
+];
 
 export function casesFor(scale: Scale): CaseDef[] {
-  return CASES.filter((c) => c.workload !== 'w3' || scale.w3.prefetches.includes(Number(c.id.slice(4))));
+  return CASES.filter((c) => {
+    if (c.workload === 'w3') return scale.w3.prefetches.includes(Number(c.id.slice(4)));
+    if (c.workload === 'w6') return scale.w6.concurrencies.includes(Number(/^w6-c(\d+)-/.exec(c.id)?.[1]));
+    return true;
+  });
 }
 
 export function caseById(id: string): CaseDef | undefined {

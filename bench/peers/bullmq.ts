@@ -6,10 +6,11 @@
  * Two deployments: the machine's Redis (:6379, as configured) and a Redis the
  * bench starts with `appendonly yes` + `appendfsync everysec`.
  */
-import { Queue, Worker } from 'bullmq';
+import { Job, Queue, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
+import { errorMessage, publishWindowed } from '../lib/util.js';
 import { closeWithin } from './common.js';
-import type { Adapter, ConsumeOptions, OnMessage, Session, Subscription } from './types.js';
+import type { Adapter, ConsumeOptions, OnMessage, Session, Subscription, TaskBench, TaskBenchOptions } from './types.js';
 
 /** BullMQ key prefix: every key the bench writes starts with `berthbench:`. */
 const PREFIX = 'berthbench';
@@ -72,6 +73,76 @@ class BullSession implements Session {
       ...[...this.#queues.values()].map((q) => closeWithin(5000, () => q.close())),
     ]);
   }
+}
+
+interface TaskData {
+  args: number[];
+}
+
+/**
+ * w6 on BullMQ: `Queue.add` per task (the producer's call, like Berth's `delay()`), and a
+ * `Worker` with a no-op async processor at the same concurrency, in this process.
+ * Results kept = BullMQ's default retention (`removeOnComplete: false`: the job hash stays, with
+ * its `returnvalue`, in the completed set); not kept = `removeOnComplete: true` (the job is deleted
+ * on completion), BullMQ's nearest equivalent of `ignoreResult`.
+ */
+function bullTaskBench(port: number, { queue, keepResults }: TaskBenchOptions): TaskBench {
+  const jobOptions = keepResults ? { removeOnComplete: false, removeOnFail: false } : { removeOnComplete: true, removeOnFail: true };
+  const producer = new Queue<TaskData>(queue, { connection: connectionOptions(port), prefix: PREFIX });
+  producer.on('error', () => {});
+  const sampleIds: string[] = [];
+  let worker: Worker<TaskData> | null = null;
+  return {
+    async enqueue(n, inFlight, stop) {
+      const every = Math.max(1, Math.floor(n / 10));
+      return publishWindowed(
+        n,
+        inFlight,
+        async (i) => {
+          const job = await producer.add('noop', { args: [i] }, jobOptions);
+          if ((i % every === 0 || i === n - 1) && job.id !== undefined) sampleIds.push(job.id);
+        },
+        { stop },
+      );
+    },
+    async startWorker(concurrency, onDone, onError) {
+      const w = new Worker<TaskData>(queue, async () => null, { connection: connectionOptions(port), prefix: PREFIX, concurrency });
+      worker = w;
+      w.on('completed', () => onDone());
+      w.on('failed', (_job, err) => onError(err));
+      w.on('error', (err) => onError(err));
+      await w.waitUntilReady();
+    },
+    async check(processed) {
+      const notes: string[] = [];
+      const completed = await producer.getCompletedCount();
+      if (keepResults) {
+        if (completed !== processed) notes.push(`${completed} jobs in the completed set, expected ${processed}`);
+        let wrong = 0;
+        let first = '';
+        for (const id of sampleIds) {
+          try {
+            const job = await Job.fromId<TaskData>(producer, id);
+            if (job === undefined) throw new Error(`job ${id} is gone`);
+            if (job.returnvalue !== null) throw new Error(`job ${id} returned ${JSON.stringify(job.returnvalue)}, expected null`);
+          } catch (err) {
+            wrong++;
+            first ||= errorMessage(err);
+          }
+        }
+        if (wrong > 0) notes.push(`${wrong} of ${sampleIds.length} sampled results not readable: ${first}`);
+      } else if (completed !== 0) {
+        notes.push(`${completed} jobs kept in the completed set, expected none (removeOnComplete)`);
+      }
+      return notes;
+    },
+    async close() {
+      const w = worker;
+      worker = null;
+      if (w !== null) await closeWithin(10_000, () => w.close());
+      await closeWithin(5000, () => producer.close());
+    },
+  };
 }
 
 /** Deletes every key matching `pattern` with SCAN + UNLINK. */
@@ -142,6 +213,7 @@ export function bullmqAdapter(id: 'bullmq' | 'bullmq-durable', port: number, pid
         await closeWithin(5000, () => q.close());
       }
     },
+    taskBench: async (options) => bullTaskBench(port, options),
     async cleanupAll() {
       await unlinkMatching(need(), `${PREFIX}:*`);
     },

@@ -67,6 +67,24 @@ export interface Session {
   close(): Promise<void>;
 }
 
+/** What w6 asks of a system's task layer: a producer and a worker of no-op tasks on one queue. */
+export interface TaskBenchOptions {
+  queue: string;
+  /** Keep each task's result (Berth: the default; BullMQ: default job retention). false: Berth `ignoreResult`, BullMQ `removeOnComplete: true`. */
+  keepResults: boolean;
+}
+
+export interface TaskBench {
+  /** Sends `n` no-op tasks with at most `inFlight` not yet stored; stops starting new ones once `stop()`. Resolves with how many were stored. */
+  enqueue(n: number, inFlight: number, stop: () => boolean): Promise<number>;
+  /** Starts one worker (in this process) with `concurrency`; `onDone` is called once per task that finished successfully. */
+  startWorker(concurrency: number, onDone: () => void, onError: (err: unknown) => void): Promise<void>;
+  /** After every task ran: checks that results are there (or absent when not kept); returns what is off, as notes. */
+  check(processed: number): Promise<string[]>;
+  /** Closes the worker and the producer. */
+  close(): Promise<void>;
+}
+
 export interface Adapter {
   readonly id: SystemId;
   /** The broker process (beam.smp, nats-server, redis-server, berth), for CPU and RSS. */
@@ -84,6 +102,8 @@ export interface Adapter {
   idleConnection(): Promise<{ close(): Promise<void> }>;
   /** Pre-fills a queue as fast as the system allows (not a measured figure). */
   fill(queue: string, count: number): Promise<void>;
+  /** The task layer (w6); absent on systems without one. */
+  taskBench?(options: TaskBenchOptions): Promise<TaskBench>;
   /** Removes every queue, stream or key the bench may have created on this system. */
   cleanupAll(queues: readonly string[]): Promise<void>;
   close(): Promise<void>;
