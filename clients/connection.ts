@@ -187,6 +187,18 @@ export interface PublishResult {
 export interface ConsumeOptions {
   /** Most unacked deliveries this consumer holds at once. Default 10; 0 = pull mode (see `Subscription.pull`). */
   prefetch?: number;
+  /**
+   * Called when the broker revokes the task of a message this consumer holds ([PROTO §5.20]),
+   * after `message.revoked` is set and its `signal` aborted. The same news as the signal, without
+   * an AbortController per message (for consumers that handle many).
+   */
+  onRevoked?: (message: Message) => void;
+  /**
+   * Default true: a handler that returns without settling acks the message, one that throws nacks
+   * it. false: the handler only receives; the caller settles every message itself, whenever it
+   * likes (a worker that buffers and runs messages later). Errors it throws are reported, nothing more.
+   */
+  autoSettle?: boolean;
   /** Tag naming the consumer on this connection. Default generated. Kept across reconnects. */
   consumerTag?: string;
 }
@@ -411,6 +423,8 @@ interface ConsumerEntry {
   prefetch: number;
   /** True once the broker accepted the consume: only such consumers are resumed. */
   active: boolean;
+  onRevoked: ((message: Message) => void) | undefined;
+  autoSettle: boolean;
 }
 
 class ClientConnection implements Connection {
@@ -564,10 +578,14 @@ class ClientConnection implements Connection {
         req.resolve(frame);
         return;
       }
-      case 'revoked':
+      case 'revoked': {
         // [PROTO §5.20]: a delivery already settled here, or of a lost session, is not in the map.
-        this.#taskDeliveries.get(frame.deliveryTag)?.[MARK_REVOKED](frame.terminate);
+        const revoked = this.#taskDeliveries.get(frame.deliveryTag);
+        if (revoked === undefined) return;
+        revoked[MARK_REVOKED](frame.terminate);
+        this.#consumers.get(frame.consumerTag)?.onRevoked?.(revoked);
         return;
+      }
       case 'error':
         this.#onError(frame);
         return;
@@ -677,7 +695,20 @@ class ClientConnection implements Connection {
       void message.nack({ requeue: true }).catch(() => {});
       return;
     }
-    void this.#runHandler(consumer.handler, message);
+    if (consumer.autoSettle) void this.#runHandler(consumer.handler, message);
+    else this.#runReceiver(consumer.handler, message);
+  }
+
+  /** `autoSettle: false`: hand the message over; settling is the receiver's business. */
+  #runReceiver(handler: MessageHandler, message: Message): void {
+    const report = (err: unknown): void =>
+      this.#emitError(err instanceof BrokerError ? err : new BrokerError('E_INTERNAL', `message handler failed: ${(err as Error)?.message ?? String(err)}`, { cause: err }));
+    try {
+      const returned = handler(message);
+      if (returned instanceof Promise) returned.catch(report);
+    } catch (err) {
+      report(err);
+    }
   }
 
   async #runHandler(handler: MessageHandler, message: Message): Promise<void> {
@@ -1009,7 +1040,7 @@ class ClientConnection implements Connection {
     if (this.#consumers.has(consumerTag)) {
       throw new BrokerError('E_CONSUMER_TAG_IN_USE', `consumer tag ${consumerTag} is already in use on this connection`);
     }
-    const consumer: ConsumerEntry = { queue, handler, prefetch, active: false };
+    const consumer: ConsumerEntry = { queue, handler, prefetch, active: false, onRevoked: options.onRevoked, autoSettle: options.autoSettle ?? true };
     this.#consumers.set(consumerTag, consumer);
     try {
       await this.#request({ type: 'consume', ref: this.#nextRef++, queue, consumerTag, prefetch });

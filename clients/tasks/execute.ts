@@ -29,23 +29,62 @@ export type Outcome =
 
 export type TaskLookup = (name: string) => RegisteredTask | undefined;
 
-export async function execute(lookup: TaskLookup, job: PoolJob, signal: AbortSignal): Promise<Outcome> {
+/** An abort that makes its AbortController only when someone asks for the signal: most tasks never do. */
+export class LazyAbort {
+  #controller: AbortController | undefined;
+  #aborted = false;
+  #reason: unknown;
+
+  get signal(): AbortSignal {
+    if (this.#controller === undefined) {
+      this.#controller = new AbortController();
+      if (this.#aborted) this.#controller.abort(this.#reason);
+    }
+    return this.#controller.signal;
+  }
+
+  abort(reason: unknown): void {
+    if (this.#aborted) return;
+    this.#aborted = true;
+    this.#reason = reason;
+    this.#controller?.abort(reason);
+  }
+}
+
+/** `this` of a running task. A class, not a literal with closures: one small object per task. */
+class RunContext implements TaskContext {
+  readonly id: string;
+  readonly name: string;
+  readonly retries: number;
+  readonly deliveryCount: number;
+  readonly queue: string;
+  readonly #abort: LazyAbort;
+
+  constructor(job: PoolJob, abort: LazyAbort) {
+    this.id = job.taskId;
+    this.name = job.name;
+    this.retries = job.retries;
+    this.deliveryCount = job.deliveryCount;
+    this.queue = job.queue;
+    this.#abort = abort;
+  }
+
+  get signal(): AbortSignal {
+    return this.#abort.signal;
+  }
+
+  retry(options: ConstructorParameters<typeof Retry>[0] = {}): never {
+    throw new Retry(options);
+  }
+}
+
+export async function execute(lookup: TaskLookup, job: PoolJob, abort: LazyAbort): Promise<Outcome> {
   const task = lookup(job.name);
   if (task === undefined) {
     const error = new TaskError('E_TASK_UNKNOWN', `task ${job.name} is not registered in this worker's app`, { taskId: job.taskId });
     return { kind: 'failure', error: serializeError(error), retryable: false };
   }
-  const context: TaskContext = {
-    id: job.taskId,
-    name: job.name,
-    retries: job.retries,
-    deliveryCount: job.deliveryCount,
-    queue: job.queue,
-    signal,
-    retry(options = {}) {
-      throw new Retry(options);
-    },
-  };
+  const context = new RunContext(job, abort);
   try {
     const value = await task.fn.apply(context, job.args);
     // Results are stored as JSON: check here, where the task can still be blamed for it.

@@ -59,7 +59,7 @@ export type WorkerEvent =
 
 export interface Worker {
   readonly name: string;
-  /** Tasks running now. */
+  /** Tasks running now (or storing their outcome). */
   readonly running: number;
   /** Messages held: running plus prefetched. */
   readonly held: number;
@@ -83,12 +83,11 @@ interface Held {
   readonly registered: RegisteredTask;
   readonly leaseMs: number;
   nextExtendAt: number;
-  state: 'buffered' | 'running' | 'done';
+  /** buffered → running → finishing (the outcome is being stored and acked) → done. */
+  state: 'buffered' | 'running' | 'finishing' | 'done';
   slot: number;
   /** Why the pool killed it, when it did. */
   killedFor: 'time-limit' | 'revoked' | undefined;
-  /** Resolves the consume handler's promise: the message is settled. */
-  release: () => void;
 }
 
 const DEFAULT_CONCURRENCY = { async: 100, solo: 1 } as const;
@@ -120,7 +119,14 @@ class TaskWorker implements Worker {
   #buffer: Held[] = [];
   /** Running, by slot. */
   readonly #slots: Array<Held | undefined>;
-  readonly #held = new Set<Held>();
+  /** Every message held (prefetched or running), by message: revoke events name the message. */
+  readonly #held = new Map<Message, Held>();
+  /** Idle slots (fair dispatch takes from here). */
+  readonly #freeSlots: number[];
+  #runningCount = 0;
+  /** Tasks started this turn whose STARTED state is not written yet (see #noteStarted). */
+  #startedPending: Held[] = [];
+  #startedFlush: ReturnType<typeof setImmediate> | undefined;
   readonly #spacers = new Map<string, StartSpacer>();
   #nextSlot = 0;
   #rateTimer: ReturnType<typeof setTimeout> | undefined;
@@ -164,12 +170,13 @@ class TaskWorker implements Worker {
     if (queues.length === 0) throw new TaskError('E_TASK_INVALID', '"queues" must name at least one queue');
     this.#queues = [...new Set(queues)];
     this.#slots = new Array<Held | undefined>(concurrency).fill(undefined);
+    this.#freeSlots = Array.from({ length: concurrency }, (_, i) => concurrency - 1 - i);
     const proc = (globalThis as { process?: { pid?: number } }).process;
     this.name = options.name ?? `worker-${proc?.pid ?? crypto.randomUUID().slice(0, 8)}`;
   }
 
   get running(): number {
-    return this.#slots.reduce((n, h) => n + (h === undefined ? 0 : 1), 0);
+    return this.#runningCount;
   }
 
   get held(): number {
@@ -211,7 +218,13 @@ class TaskWorker implements Worker {
       this.#conn = conn;
       for (const queue of this.#queues) {
         await this.#app.ensureQueue(conn, queue);
-        this.#subs.push(await conn.consume(queue, (msg) => this.#receive(msg), { prefetch: this.#prefetch }));
+        this.#subs.push(
+          await conn.consume(queue, (msg) => this.#receive(msg), {
+            prefetch: this.#prefetch,
+            autoSettle: false,
+            onRevoked: (msg) => this.#onRevoked(msg),
+          }),
+        );
       }
     } catch (err) {
       await this.#pool.close();
@@ -243,65 +256,63 @@ class TaskWorker implements Worker {
     return createChildPool(this.#poolKind, this.#concurrency, this.#module as string);
   }
 
-  /** The consume handler: resolves once the message is settled, so the SDK never auto-settles it. */
-  #receive(msg: Message): Promise<void> {
-    return new Promise<void>((release) => {
-      const task = readTaskHeaders(msg.headers);
-      let body: TaskBody | undefined;
-      try {
-        body = decodeJson<TaskBody>(msg.body);
-      } catch {
-        body = undefined;
-      }
-      if (task === undefined || body === undefined || !Array.isArray(body.args)) {
-        this.#settle(msg.reject({ reason: 'not a task message (needs "task" and "task-id" headers and a JSON body with "args")' }));
-        return release();
-      }
-      this.#emit({ type: 'task-received', taskId: task.id, name: task.name });
-      const registered = this.#app.getTask(task.name);
-      if (registered === undefined) {
-        const error = serializeError(new TaskError('E_TASK_UNKNOWN', `task ${task.name} is not registered in this worker's app`, { taskId: task.id }));
-        if (!task.ignoreResult) this.#putResult(task.id, 'FAILURE', { error }, this.#app.options.taskDefaults?.resultTtlMs);
-        this.#emit({ type: 'task-failed', taskId: task.id, name: task.name, error });
-        this.#settle(msg.reject({ reason: error.message }));
-        return release();
-      }
-      if (msg.revoked !== null || this.#closing !== undefined) {
-        this.#settle(msg.revoked !== null ? msg.ack() : msg.nack({ requeue: true }));
-        return release();
-      }
-      if (task.expires !== undefined && Date.now() > task.expires) {
-        if (!task.ignoreResult) this.#putResult(task.id, 'REVOKED', { reason: 'expired' }, registered.options.resultTtlMs);
-        this.#emit({ type: 'task-revoked', taskId: task.id, name: task.name, reason: 'expired' });
-        this.#settle(msg.ack());
-        return release();
-      }
-      const now = Date.now();
-      const leaseMs = Math.max(100, msg.leaseExpiresAt - now);
-      const held: Held = {
-        msg,
-        task,
-        body,
-        registered,
-        leaseMs,
-        nextExtendAt: now + leaseMs / 2,
-        state: 'buffered',
-        slot: this.#fair ? -1 : this.#nextSlot++ % this.#concurrency,
-        killedFor: undefined,
-        release,
-      };
-      this.#held.add(held);
-      this.#buffer.push(held);
-      if (leaseMs / 4 < this.#leaseCheckMs && this.#closing === undefined) {
-        this.#leaseCheckMs = Math.max(MIN_LEASE_CHECK_MS, Math.floor(leaseMs / 4));
-        this.#armLeaseTimer();
-      }
-      msg.signal.addEventListener('abort', () => this.#onRevoked(held), { once: true });
-      this.#schedule();
-    });
+  /** The consume handler (autoSettle off): every message is settled by the worker, when its task ends. */
+  #receive(msg: Message): void {
+    const task = readTaskHeaders(msg.headers);
+    let body: TaskBody | undefined;
+    try {
+      body = decodeJson<TaskBody>(msg.body);
+    } catch {
+      body = undefined;
+    }
+    if (task === undefined || body === undefined || !Array.isArray(body.args)) {
+      this.#settle(msg.reject({ reason: 'not a task message (needs "task" and "task-id" headers and a JSON body with "args")' }));
+      return;
+    }
+    this.#emit({ type: 'task-received', taskId: task.id, name: task.name });
+    const registered = this.#app.getTask(task.name);
+    if (registered === undefined) {
+      const error = serializeError(new TaskError('E_TASK_UNKNOWN', `task ${task.name} is not registered in this worker's app`, { taskId: task.id }));
+      if (!task.ignoreResult) this.#putResult(task.id, 'FAILURE', { error }, this.#app.options.taskDefaults?.resultTtlMs);
+      this.#emit({ type: 'task-failed', taskId: task.id, name: task.name, error });
+      this.#settle(msg.reject({ reason: error.message }));
+      return;
+    }
+    if (msg.revoked !== null || this.#closing !== undefined) {
+      this.#settle(msg.revoked !== null ? msg.ack() : msg.nack({ requeue: true }));
+      return;
+    }
+    if (task.expires !== undefined && Date.now() > task.expires) {
+      if (!task.ignoreResult) this.#putResult(task.id, 'REVOKED', { reason: 'expired' }, registered.options.resultTtlMs);
+      this.#emit({ type: 'task-revoked', taskId: task.id, name: task.name, reason: 'expired' });
+      this.#settle(msg.ack());
+      return;
+    }
+    const now = Date.now();
+    const leaseMs = Math.max(100, msg.leaseExpiresAt - now);
+    const held: Held = {
+      msg,
+      task,
+      body,
+      registered,
+      leaseMs,
+      nextExtendAt: now + leaseMs / 2,
+      state: 'buffered',
+      slot: this.#fair ? -1 : this.#nextSlot++ % this.#concurrency,
+      killedFor: undefined,
+    };
+    this.#held.set(msg, held);
+    this.#buffer.push(held);
+    if (leaseMs / 4 < this.#leaseCheckMs && this.#closing === undefined) {
+      this.#leaseCheckMs = Math.max(MIN_LEASE_CHECK_MS, Math.floor(leaseMs / 4));
+      this.#armLeaseTimer();
+    }
+    this.#schedule();
   }
 
-  #onRevoked(held: Held): void {
+  #onRevoked(msg: Message): void {
+    const held = this.#held.get(msg);
+    if (held === undefined) return;
     const terminate = held.msg.revoked?.terminate ?? false;
     if (held.state === 'buffered') {
       this.#buffer = this.#buffer.filter((h) => h !== held);
@@ -324,7 +335,7 @@ class TaskWorker implements Worker {
     let waitMs = Infinity;
     for (let i = 0; i < this.#buffer.length; ) {
       const held = this.#buffer[i] as Held;
-      const slot = this.#fair ? this.#slots.indexOf(undefined) : this.#slots[held.slot] === undefined ? held.slot : -1;
+      const slot = this.#fair ? (this.#freeSlots.at(-1) ?? -1) : this.#slots[held.slot] === undefined ? held.slot : -1;
       if (slot === -1) {
         if (this.#fair) break;
         i++;
@@ -340,6 +351,8 @@ class TaskWorker implements Worker {
       }
       spacer?.take(now);
       this.#buffer.splice(i, 1);
+      if (this.#fair) this.#freeSlots.pop();
+      else this.#freeSlots.splice(this.#freeSlots.indexOf(slot), 1);
       this.#run(held, slot);
     }
     if (waitMs !== Infinity && this.#rateTimer === undefined) {
@@ -358,6 +371,24 @@ class TaskWorker implements Worker {
     return spacer;
   }
 
+  /**
+   * STARTED is written at the end of the turn, and only for tasks still running then: a task that
+   * finishes within its first turn goes from PENDING to its outcome in one write instead of two.
+   */
+  #noteStarted(held: Held): void {
+    this.#startedPending.push(held);
+    this.#startedFlush ??= setImmediate(() => {
+      this.#startedFlush = undefined;
+      const started = this.#startedPending;
+      this.#startedPending = [];
+      const now = Date.now();
+      for (const h of started) {
+        if (h.state !== 'running') continue;
+        this.#putResult(h.task.id, 'STARTED', { worker: this.name, startedAt: now, retries: h.task.retries }, h.registered.options.resultTtlMs);
+      }
+    });
+  }
+
   #run(held: Held, slot: number): void {
     const pool = this.#pool as Pool;
     const { task, registered, msg } = held;
@@ -365,11 +396,10 @@ class TaskWorker implements Worker {
     held.state = 'running';
     held.slot = slot;
     this.#slots[slot] = held;
+    this.#runningCount++;
     if (!options.acksLate) this.#settle(msg.ack());
     const startedAt = Date.now();
-    if (!task.ignoreResult) {
-      this.#putResult(task.id, 'STARTED', { worker: this.name, startedAt, retries: task.retries }, options.resultTtlMs);
-    }
+    if (!task.ignoreResult) this.#noteStarted(held);
     this.#emit({ type: 'task-started', taskId: task.id, name: task.name, slot });
     const timers: Array<ReturnType<typeof setTimeout>> = [];
     if (options.softTimeLimitMs !== undefined) {
@@ -388,6 +418,8 @@ class TaskWorker implements Worker {
     pool.run(slot, job).then((outcome) => {
       for (const timer of timers) clearTimeout(timer);
       this.#slots[slot] = undefined;
+      this.#freeSlots.push(slot);
+      held.state = 'finishing';
       this.#finish(held, outcome, Date.now() - startedAt).catch((err: unknown) => this.#fail(err));
       this.#schedule();
     });
@@ -512,12 +544,12 @@ class TaskWorker implements Worker {
   }
 
   #done(held: Held, settling: Promise<void> | undefined): void {
+    if (held.state === 'running' || held.state === 'finishing') this.#runningCount--;
     held.state = 'done';
     // Whatever is left unsettled goes back to the queue: releasing the consume handler would
     // otherwise let the SDK ack it (a cold shutdown must not lose the running task).
     this.#settle(settling ?? (held.msg.settled ? undefined : held.msg.nack({ requeue: true, reason: 'worker shut down' })));
-    this.#held.delete(held);
-    held.release();
+    this.#held.delete(held.msg);
     if (this.#idleWaiters.length > 0 && this.running === 0) {
       for (const wake of this.#idleWaiters.splice(0)) wake();
     }
@@ -526,7 +558,7 @@ class TaskWorker implements Worker {
   /** Renews the leases of held messages (running or prefetched) once half of each is gone. */
   #extendLeases(): void {
     const now = Date.now();
-    for (const held of this.#held) {
+    for (const held of this.#held.values()) {
       if (held.state === 'done' || now < held.nextExtendAt) continue;
       held.nextExtendAt = now + held.leaseMs / 2;
       this.#settle(held.msg.extend(held.leaseMs));
@@ -559,13 +591,12 @@ class TaskWorker implements Worker {
     if (this.#leaseTimer !== undefined) clearInterval(this.#leaseTimer);
     // Cold: running tasks are killed, and their messages (unacked with acksLate) go back to the
     // queue when the connection closes.
-    for (const held of this.#held) held.state = 'done';
+    for (const held of this.#held.values()) held.state = 'done';
     await this.#pool?.close();
     // Let the last results and acks be answered before the socket closes (a cold shutdown skips
     // this: what was not acked goes back to the queue).
     if (!this.#cold) await Promise.allSettled([...this.#inflight]);
     await this.#conn?.close();
-    for (const held of this.#held) held.release();
     this.#held.clear();
   }
 

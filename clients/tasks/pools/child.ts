@@ -5,7 +5,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { deserializeError, serializeError } from '../errors.js';
-import { execute } from '../execute.js';
+import { execute, LazyAbort } from '../execute.js';
 import { POOL_CHILD_MARK, type FromChild, type ToChild } from './child-protocol.js';
 import { loadApp } from './load-app.js';
 
@@ -23,16 +23,16 @@ if (port === null) {
 
 (globalThis as Record<symbol, unknown>)[POOL_CHILD_MARK] = true;
 
-let controller: AbortController | undefined;
+let controller: LazyAbort | undefined;
 
 async function main(): Promise<void> {
   if (moduleSpecifier === undefined) throw new Error('pool child started without an app module');
   const app = await loadApp(moduleSpecifier);
   const onMessage = (message: ToChild): void => {
     if (message.type === 'run') {
-      const current = new AbortController();
+      const current = new LazyAbort();
       controller = current;
-      execute((name) => app.getTask(name), message.job, current.signal).then((outcome) => {
+      execute((name) => app.getTask(name), message.job, current).then((outcome) => {
         if (controller === current) controller = undefined;
         send({ type: 'done', outcome });
       });

@@ -4,11 +4,11 @@
  */
 import type { RegisteredTask } from '../app.js';
 import { deserializeError, type SerializedError } from '../errors.js';
-import { execute, type Outcome, type PoolJob } from '../execute.js';
+import { execute, LazyAbort, type Outcome, type PoolJob } from '../execute.js';
 import type { Pool, PoolKind } from './pool.js';
 
 interface Running {
-  controller: AbortController;
+  abort: LazyAbort;
   /** Ends the run with `killed` without waiting for the function. */
   kill(): void;
 }
@@ -20,19 +20,19 @@ export function createInlinePool(kind: Extract<PoolKind, 'async' | 'solo'>, size
     size: kind === 'solo' ? 1 : size,
     async start() {},
     run(slot: number, job: PoolJob): Promise<Outcome> {
-      const controller = new AbortController();
+      const abort = new LazyAbort();
       return new Promise<Outcome>((resolve) => {
-        running.set(slot, { controller, kill: () => resolve({ kind: 'killed' }) });
-        execute(lookup, job, controller.signal).then(resolve);
+        running.set(slot, { abort, kill: () => resolve({ kind: 'killed' }) });
+        execute(lookup, job, abort).then(resolve);
       }).finally(() => running.delete(slot));
     },
     abort(slot: number, reason: SerializedError) {
-      running.get(slot)?.controller.abort(deserializeError(reason));
+      running.get(slot)?.abort.abort(deserializeError(reason));
     },
     kill(slot: number) {
       const run = running.get(slot);
       if (run === undefined) return;
-      if (!run.controller.signal.aborted) run.controller.abort(new Error('task killed'));
+      run.abort.abort(new Error('task killed'));
       run.kill();
     },
     async close() {
