@@ -36,7 +36,7 @@ import {
   type StoredTaskState,
   type TaskState,
 } from '../protocol/index.js';
-import { createMessage, MARK_REVOKED, type Message, type SettleRequest, type TrackedMessage } from './message.js';
+import { createMessage, MARK_REVOKED, type Message, type DeliveryPort, type SettleRequest, type TrackedMessage } from './message.js';
 import { openTransport, type Transport, type WebSocketConstructor } from './transport.js';
 
 /**
@@ -403,8 +403,13 @@ interface Pending<T> {
 
 /** A request until its reply: `ok`, or `result` for `result.get`. */
 interface RequestEntry extends Pending<FrameOf<'ok'> | FrameOf<'result'>> {
-  timer: ReturnType<typeof setTimeout>;
+  /** Ms since epoch after which it rejects with `onTimeout()` (checked by one sweep, not a timer each). */
+  deadlineAt: number;
+  onTimeout(): BrokerError;
 }
+
+/** How often pending requests are checked against their deadlines. */
+const REQUEST_SWEEP_MS = 100;
 
 type ReplyType = 'ok' | 'result';
 
@@ -465,6 +470,8 @@ class ClientConnection implements Connection {
   #nextConsumer = 1;
   /** Unsettled deliveries of this session that carry a `task-id` header, by tag: what `revoked` may name. */
   readonly #taskDeliveries = new Map<number, TrackedMessage>();
+  #port: { epoch: number; port: DeliveryPort } | undefined;
+  #requestSweep: ReturnType<typeof setInterval> | undefined;
   readonly #settleQueue: SettleRequest[] = [];
 
   /** The reconnect attempt in progress (1-based). */
@@ -574,7 +581,6 @@ class ClientConnection implements Connection {
         const req = this.#requests.get(frame.ref);
         if (req === undefined) return;
         this.#requests.delete(frame.ref);
-        clearTimeout(req.timer);
         req.resolve(frame);
         return;
       }
@@ -639,7 +645,6 @@ class ClientConnection implements Connection {
       const req = this.#requests.get(frame.ref);
       if (req !== undefined) {
         this.#requests.delete(frame.ref);
-        clearTimeout(req.timer);
         req.reject(error);
         return;
       }
@@ -673,13 +678,12 @@ class ClientConnection implements Connection {
     );
   }
 
-  #onDeliver(frame: FrameOf<'deliver'>): void {
-    const epoch = this.#epoch;
-    const consumer = this.#consumers.get(frame.consumerTag);
-    const message = createMessage(
-      frame,
-      (request) => this.#queueSettle(request, epoch),
-      async (deliveryTag, ms) => {
+  /** What messages of session `epoch` settle and extend through: one object per session, not two closures per message. */
+  #messagePort(epoch: number): DeliveryPort {
+    if (this.#port?.epoch === epoch) return this.#port.port;
+    const port: DeliveryPort = {
+      settle: (request) => this.#queueSettle(request, epoch),
+      extend: async (deliveryTag, ms) => {
         const stale = this.#staleDelivery(epoch, deliveryTag, 'extend');
         if (stale !== undefined) throw stale;
         const extend: FrameOf<'extend'> = { type: 'extend', ref: this.#nextRef++, deliveryTags: [deliveryTag] };
@@ -687,7 +691,15 @@ class ClientConnection implements Connection {
         const ok = await this.#request(extend as Frame & { ref: number });
         return ok.leaseExpiresAt ?? Infinity;
       },
-    );
+    };
+    this.#port = { epoch, port };
+    return port;
+  }
+
+  #onDeliver(frame: FrameOf<'deliver'>): void {
+    const epoch = this.#epoch;
+    const consumer = this.#consumers.get(frame.consumerTag);
+    const message = createMessage(frame, this.#messagePort(epoch));
     // Only task messages can be revoked: other deliveries pay one header lookup.
     if (typeof frame.headers?.[TASK_ID_HEADER] === 'string') this.#taskDeliveries.set(frame.deliveryTag, message);
     if (consumer === undefined) {
@@ -763,15 +775,42 @@ class ClientConnection implements Connection {
     if (this.#state === 'closed') return Promise.reject(this.#closedErrorOrDefault());
     return new Promise<FrameOf<T>>((resolveReply, reject) => {
       const resolve = resolveReply as (reply: FrameOf<'ok'> | FrameOf<'result'>) => void;
-      const timer = setTimeout(() => {
-        const held = this.#heldRequests.delete(frame.ref);
-        this.#requests.delete(frame.ref);
-        reject(new BrokerError('E_TIMEOUT', `${frame.type} got no reply within ${timeoutMs} ms${held ? ' (the connection was not back in time)' : ''}`));
-      }, Math.min(timeoutMs, MAX_TIMER_MS));
-      const entry: RequestEntry = { resolve, reject, timer };
+      const entry: RequestEntry = {
+        resolve,
+        reject,
+        deadlineAt: Date.now() + timeoutMs,
+        onTimeout: () => {
+          const held = this.#heldRequests.has(frame.ref);
+          return new BrokerError('E_TIMEOUT', `${frame.type} got no reply within ${timeoutMs} ms${held ? ' (the connection was not back in time)' : ''}`);
+        },
+      };
       if (this.#state === 'open') this.#sendRequest(frame, entry);
       else this.#heldRequests.set(frame.ref, { frame, entry });
+      this.#armRequestSweep();
     });
+  }
+
+  /** One interval checks every pending request's deadline, while any is pending: no timer per request. */
+  #armRequestSweep(): void {
+    if (this.#requestSweep !== undefined) return;
+    this.#requestSweep = setInterval(() => {
+      const now = Date.now();
+      for (const [ref, entry] of this.#requests) {
+        if (entry.deadlineAt > now) continue;
+        this.#requests.delete(ref);
+        entry.reject(entry.onTimeout());
+      }
+      for (const [ref, { entry }] of this.#heldRequests) {
+        if (entry.deadlineAt > now) continue;
+        const error = entry.onTimeout();
+        this.#heldRequests.delete(ref);
+        entry.reject(error);
+      }
+      if (this.#requests.size === 0 && this.#heldRequests.size === 0) {
+        clearInterval(this.#requestSweep);
+        this.#requestSweep = undefined;
+      }
+    }, REQUEST_SWEEP_MS);
   }
 
   #sendRequest(frame: Frame & { ref: number }, entry: RequestEntry): void {
@@ -779,7 +818,6 @@ class ClientConnection implements Connection {
     try {
       this.#send(frame);
     } catch (err) {
-      clearTimeout(entry.timer);
       this.#requests.delete(frame.ref);
       entry.reject(err as Error);
     }
@@ -832,12 +870,10 @@ class ClientConnection implements Connection {
               } as const)
             : ({ type: 'reject', ref, deliveryTags, ...(first.reason === undefined ? {} : { reason: first.reason }) } as const);
       const timeoutMs = this.#options.requestTimeoutMs;
-      const timer = setTimeout(() => {
-        this.#requests.delete(ref);
-        for (const r of group) r.reject(new BrokerError('E_TIMEOUT', `${first.action} got no reply within ${timeoutMs} ms`));
-      }, timeoutMs);
+      this.#armRequestSweep();
       this.#requests.set(ref, {
-        timer,
+        deadlineAt: Date.now() + timeoutMs,
+        onTimeout: () => new BrokerError('E_TIMEOUT', `${first.action} got no reply within ${timeoutMs} ms`),
         resolve: () => {
           for (const r of group) r.resolve();
         },
@@ -1155,10 +1191,7 @@ class ClientConnection implements Connection {
     const lost = new BrokerError('E_CONNECTION_CLOSED', `connection to the broker lost before the reply came (${error.message}); it may or may not have been carried out`, {
       cause: error,
     });
-    for (const req of this.#requests.values()) {
-      clearTimeout(req.timer);
-      req.reject(lost);
-    }
+    for (const req of this.#requests.values()) req.reject(lost);
     this.#requests.clear();
     for (const r of this.#settleQueue.splice(0)) r.reject(lost);
     // Kept in #publishes, they are sent again, with new seqs, once reconnected.
@@ -1251,16 +1284,12 @@ class ClientConnection implements Connection {
     const welcome = this.#welcome;
     this.#welcome = undefined;
     welcome?.reject(error);
-    for (const req of this.#requests.values()) {
-      clearTimeout(req.timer);
-      req.reject(error);
-    }
+    for (const req of this.#requests.values()) req.reject(error);
     this.#requests.clear();
-    for (const { entry } of this.#heldRequests.values()) {
-      clearTimeout(entry.timer);
-      entry.reject(error);
-    }
+    for (const { entry } of this.#heldRequests.values()) entry.reject(error);
     this.#heldRequests.clear();
+    clearInterval(this.#requestSweep);
+    this.#requestSweep = undefined;
     for (const r of this.#settleQueue.splice(0)) r.reject(error);
     if (this.#publishes.size > 0) {
       const unconfirmed = byUser

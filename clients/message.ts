@@ -75,70 +75,118 @@ export interface TrackedMessage extends Message {
   [MARK_REVOKED](terminate: boolean): void;
 }
 
-export function createMessage(
-  frame: FrameOf<'deliver'>,
-  settle: (request: SettleRequest) => void,
-  extend: (deliveryTag: number, ms: number | undefined) => Promise<number>,
-): TrackedMessage {
-  let leaseExpiresAt = frame.leaseExpiresAt ?? Infinity;
-  let settled = false;
+/** What a message needs from the connection (session) it came on; one per session, shared by its messages. */
+export interface DeliveryPort {
+  settle(request: SettleRequest): void;
+  extend(deliveryTag: number, ms: number | undefined): Promise<number>;
+}
+
+/**
+ * A delivered message. A class rather than an object literal with closures: consumers handle
+ * tens of thousands per second, and per-message closures were a visible part of their GC time.
+ */
+class DeliveredMessage implements TrackedMessage {
+  readonly queue: string;
+  readonly body: Uint8Array;
+  readonly headers: Readonly<MessageHeaders>;
+  readonly messageId: string | undefined;
+  readonly priority: number;
+  readonly deliveryCount: number;
+  readonly redelivered: boolean;
+  readonly publishedAt: number;
+  readonly deliveryTag: number;
+  #leaseExpiresAt: number;
+  #settled = false;
   // Messages are a hot path: the AbortController exists only once someone asks for the signal.
-  let controller: AbortController | undefined;
-  let revoked: { readonly terminate: boolean } | null = null;
-  const revokedReason = (): BrokerError =>
-    new BrokerError('E_TASK_REVOKED', `task ${String(frame.headers?.['task-id'])} was revoked${revoked?.terminate === true ? ' (terminate)' : ''}`);
-  const send = (action: SettleRequest['action'], extra: Partial<Pick<SettleRequest, 'requeue' | 'reason' | 'delayMs'>>): Promise<void> => {
-    if (settled) {
-      return Promise.reject(new BrokerError('E_DELIVERY_UNKNOWN', `delivery ${frame.deliveryTag} was already settled by this client`));
+  #controller: AbortController | undefined;
+  #revoked: { readonly terminate: boolean } | null = null;
+  readonly #port: DeliveryPort;
+
+  constructor(frame: FrameOf<'deliver'>, port: DeliveryPort) {
+    this.queue = frame.queue;
+    this.body = frame.body;
+    this.headers = frame.headers ?? {};
+    this.messageId = frame.messageId;
+    this.priority = frame.priority ?? 0;
+    this.deliveryCount = frame.deliveryCount;
+    this.redelivered = frame.redelivered;
+    this.publishedAt = frame.publishedAt;
+    this.deliveryTag = frame.deliveryTag;
+    this.#leaseExpiresAt = frame.leaseExpiresAt ?? Infinity;
+    this.#port = port;
+  }
+
+  get leaseExpiresAt(): number {
+    return this.#leaseExpiresAt;
+  }
+
+  get settled(): boolean {
+    return this.#settled;
+  }
+
+  get signal(): AbortSignal {
+    if (this.#controller === undefined) {
+      this.#controller = new AbortController();
+      if (this.#revoked !== null) this.#controller.abort(this.#revokedReason());
     }
-    settled = true;
-    return new Promise<void>((resolve, reject) => settle({ action, deliveryTag: frame.deliveryTag, ...extra, resolve, reject }));
-  };
-  return {
-    queue: frame.queue,
-    body: frame.body,
-    headers: frame.headers ?? {},
-    messageId: frame.messageId,
-    priority: frame.priority ?? 0,
-    deliveryCount: frame.deliveryCount,
-    redelivered: frame.redelivered,
-    publishedAt: frame.publishedAt,
-    deliveryTag: frame.deliveryTag,
-    get leaseExpiresAt() {
-      return leaseExpiresAt;
-    },
-    get settled() {
-      return settled;
-    },
-    get signal() {
-      if (controller === undefined) {
-        controller = new AbortController();
-        if (revoked !== null) controller.abort(revokedReason());
-      }
-      return controller.signal;
-    },
-    get revoked() {
-      return revoked;
-    },
-    [MARK_REVOKED](terminate: boolean) {
-      // A second revoke may ask for more (terminate), never for less.
-      if (revoked !== null && (revoked.terminate || !terminate)) return;
-      revoked = Object.freeze({ terminate });
-      if (controller !== undefined && !controller.signal.aborted) controller.abort(revokedReason());
-    },
-    text: () => textDecoder.decode(frame.body),
-    json: <T>() => JSON.parse(textDecoder.decode(frame.body)) as T,
-    ack: () => send('ack', {}),
-    nack: (options = {}) => {
-      const extra: Partial<SettleRequest> = { requeue: options.requeue ?? true };
-      if (options.delayMs !== undefined) extra.delayMs = options.delayMs;
-      if (options.reason !== undefined) extra.reason = options.reason;
-      return send('nack', extra);
-    },
-    extend: async (ms) => {
-      if (settled) throw new BrokerError('E_DELIVERY_UNKNOWN', `delivery ${frame.deliveryTag} was already settled by this client`);
-      leaseExpiresAt = await extend(frame.deliveryTag, ms);
-    },
-    reject: (options = {}) => send('reject', options.reason === undefined ? {} : { reason: options.reason }),
-  };
+    return this.#controller.signal;
+  }
+
+  get revoked(): { readonly terminate: boolean } | null {
+    return this.#revoked;
+  }
+
+  [MARK_REVOKED](terminate: boolean): void {
+    // A second revoke may ask for more (terminate), never for less.
+    if (this.#revoked !== null && (this.#revoked.terminate || !terminate)) return;
+    this.#revoked = Object.freeze({ terminate });
+    if (this.#controller !== undefined && !this.#controller.signal.aborted) this.#controller.abort(this.#revokedReason());
+  }
+
+  #revokedReason(): BrokerError {
+    return new BrokerError('E_TASK_REVOKED', `task ${String(this.headers['task-id'])} was revoked${this.#revoked?.terminate === true ? ' (terminate)' : ''}`);
+  }
+
+  text(): string {
+    return textDecoder.decode(this.body);
+  }
+
+  json<T = unknown>(): T {
+    return JSON.parse(textDecoder.decode(this.body)) as T;
+  }
+
+  ack(): Promise<void> {
+    return this.#send('ack', undefined, undefined, undefined);
+  }
+
+  nack(options: { requeue?: boolean; delayMs?: number; reason?: string } = {}): Promise<void> {
+    return this.#send('nack', options.requeue ?? true, options.reason, options.delayMs);
+  }
+
+  reject(options: { reason?: string } = {}): Promise<void> {
+    return this.#send('reject', undefined, options.reason, undefined);
+  }
+
+  async extend(ms?: number): Promise<void> {
+    if (this.#settled) throw new BrokerError('E_DELIVERY_UNKNOWN', `delivery ${this.deliveryTag} was already settled by this client`);
+    this.#leaseExpiresAt = await this.#port.extend(this.deliveryTag, ms);
+  }
+
+  #send(action: SettleRequest['action'], requeue: boolean | undefined, reason: string | undefined, delayMs: number | undefined): Promise<void> {
+    if (this.#settled) {
+      return Promise.reject(new BrokerError('E_DELIVERY_UNKNOWN', `delivery ${this.deliveryTag} was already settled by this client`));
+    }
+    this.#settled = true;
+    return new Promise<void>((resolve, reject) => {
+      const request: SettleRequest = { action, deliveryTag: this.deliveryTag, resolve, reject };
+      if (requeue !== undefined) request.requeue = requeue;
+      if (reason !== undefined) request.reason = reason;
+      if (delayMs !== undefined) request.delayMs = delayMs;
+      this.#port.settle(request);
+    });
+  }
+}
+
+export function createMessage(frame: FrameOf<'deliver'>, port: DeliveryPort): TrackedMessage {
+  return new DeliveredMessage(frame, port);
 }

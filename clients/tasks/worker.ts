@@ -138,7 +138,8 @@ class TaskWorker implements Worker {
   #cold = false;
   #idleWaiters: Array<() => void> = [];
   /** Settles and result writes sent but not yet answered: a warm shutdown waits for them. */
-  readonly #inflight = new Set<Promise<unknown>>();
+  #inflight = 0;
+  #drainWaiters: Array<() => void> = [];
 
   constructor(app: AppInternals, options: WorkerOptions) {
     this.#app = app;
@@ -525,23 +526,31 @@ class TaskWorker implements Worker {
   #putResult(taskId: string, state: Exclude<TaskState, 'NOT_FOUND'>, payload: ResultPayload, ttlMs = 86_400_000): void {
     const conn = this.#conn;
     if (conn === undefined) return;
-    this.#track(conn.putResult(taskId, state, { payload: encodeJson(payload), ttlMs }).catch((err: unknown) => this.#fail(err)));
-  }
-
-  #track(pending: Promise<unknown>): void {
-    this.#inflight.add(pending);
-    void pending.finally(() => this.#inflight.delete(pending));
+    this.#inflight++;
+    conn.putResult(taskId, state, { payload: encodeJson(payload), ttlMs }).then(this.#untrack, this.#failAndUntrack);
   }
 
   #settle(settling: Promise<void> | undefined): void {
     if (settling === undefined) return;
-    this.#track(
-      settling.catch((err: unknown) => {
-        // E_LEASE_EXPIRED / E_CONNECTION_CLOSED: the broker delivers the message again; nothing to do here.
-        if (!(err instanceof Error && 'code' in err)) this.#fail(err);
-      }),
-    );
+    this.#inflight++;
+    settling.then(this.#untrack, this.#settleFailed);
   }
+
+  // Bound once: these run for every settle and result write (one derived promise each, no closure).
+  readonly #untrack = (): void => {
+    if (--this.#inflight === 0) for (const wake of this.#drainWaiters.splice(0)) wake();
+  };
+
+  readonly #failAndUntrack = (err: unknown): void => {
+    this.#fail(err);
+    this.#untrack();
+  };
+
+  readonly #settleFailed = (err: unknown): void => {
+    // E_LEASE_EXPIRED / E_CONNECTION_CLOSED: the broker delivers the message again; nothing to do here.
+    if (!(err instanceof Error && 'code' in err)) this.#fail(err);
+    this.#untrack();
+  };
 
   #done(held: Held, settling: Promise<void> | undefined): void {
     if (held.state === 'running' || held.state === 'finishing') this.#runningCount--;
@@ -595,7 +604,7 @@ class TaskWorker implements Worker {
     await this.#pool?.close();
     // Let the last results and acks be answered before the socket closes (a cold shutdown skips
     // this: what was not acked goes back to the queue).
-    if (!this.#cold) await Promise.allSettled([...this.#inflight]);
+    if (!this.#cold && this.#inflight > 0) await new Promise<void>((resolve) => this.#drainWaiters.push(resolve));
     await this.#conn?.close();
     this.#held.clear();
   }
