@@ -89,6 +89,19 @@ function migrate(db: Database.Database): void {
   }
 }
 
+/**
+ * Whether a batch must reach the disk before its replies. New messages must (their confirms
+ * promise it), and so must revocations (a revoke must outlast a power cut). A task's own states
+ * (STARTED, RETRY, SUCCESS, FAILURE) travel with the ack of its message: lost in a power cut,
+ * both go together and the task runs again, which at-least-once allows, as for acks. They
+ * survive a broker crash either way: WAL with NORMAL loses nothing to `kill -9`.
+ */
+function needsFsync(batch: WriteBatch): boolean {
+  if (batch.enqueue.length > 0) return true;
+  for (const r of batch.results) if (r.state === 'REVOKED' || r.ifAbsent === true) return true;
+  return false;
+}
+
 /** Opens (creating if needed) a SQLite store and brings its schema up to date. */
 export function openSqliteStore(options: SqliteStoreOptions): Store {
   const durability = options.durability ?? 'full';
@@ -249,8 +262,7 @@ export function openSqliteStore(options: SqliteStoreOptions): Store {
     },
     write(batch) {
       const saved = { nextId, nextSeq };
-      // Task states are replies the caller relies on (a stored SUCCESS, a revoke): durable like publishes.
-      setSynchronous(batch.enqueue.length > 0 || batch.results.length > 0 ? durability : 'normal');
+      setSynchronous(needsFsync(batch) ? durability : 'normal');
       try {
         return writeTx(batch);
       } catch (err) {
