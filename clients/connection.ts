@@ -276,6 +276,13 @@ export interface Connection {
    * as given here (default false). Resolves once the revocation is durable.
    */
   revoke(taskId: string, options?: { ttlMs?: number; terminate?: boolean }): Promise<void>;
+  /**
+   * Hears the revocations the broker announces to this connection while it consumes, for tasks it
+   * may run after acking their message early ([PROTO §5.20]); a revoked message this connection
+   * still holds is told on the message instead (`signal`, `revoked`, consume's `onRevoked`).
+   * Returns a function that stops listening.
+   */
+  onTaskRevoked(listener: (event: { taskId: string; terminate: boolean }) => void): () => void;
   /** Publishes not yet confirmed (sent, or held while reconnecting). */
   readonly unconfirmed: number;
   /** Where the connection is: `open`, `reconnecting` or `closed` (for good). */
@@ -472,6 +479,7 @@ class ClientConnection implements Connection {
   readonly #taskDeliveries = new Map<number, TrackedMessage>();
   #port: { epoch: number; port: DeliveryPort } | undefined;
   #requestSweep: ReturnType<typeof setInterval> | undefined;
+  readonly #revokeListeners = new Set<(event: { taskId: string; terminate: boolean }) => void>();
   readonly #settleQueue: SettleRequest[] = [];
 
   /** The reconnect attempt in progress (1-based). */
@@ -585,11 +593,17 @@ class ClientConnection implements Connection {
         return;
       }
       case 'revoked': {
-        // [PROTO §5.20]: a delivery already settled here, or of a lost session, is not in the map.
+        if (frame.deliveryTag === undefined) {
+          // A notice to every consuming connection, for work already acked [PROTO §5.20].
+          const event = { taskId: frame.taskId, terminate: frame.terminate };
+          for (const listener of this.#revokeListeners) listener(event);
+          return;
+        }
+        // A delivery already settled here, or of a lost session, is not in the map.
         const revoked = this.#taskDeliveries.get(frame.deliveryTag);
         if (revoked === undefined) return;
         revoked[MARK_REVOKED](frame.terminate);
-        this.#consumers.get(frame.consumerTag)?.onRevoked?.(revoked);
+        if (frame.consumerTag !== undefined) this.#consumers.get(frame.consumerTag)?.onRevoked?.(revoked);
         return;
       }
       case 'error':
@@ -694,6 +708,11 @@ class ClientConnection implements Connection {
     };
     this.#port = { epoch, port };
     return port;
+  }
+
+  onTaskRevoked(listener: (event: { taskId: string; terminate: boolean }) => void): () => void {
+    this.#revokeListeners.add(listener);
+    return () => this.#revokeListeners.delete(listener);
   }
 
   #onDeliver(frame: FrameOf<'deliver'>): void {

@@ -261,8 +261,9 @@ export const HeaderSchemas = {
   }),
   cancelled: Type.Object({ consumerTag: ConsumerTag, reason: Type.String() }),
   revoked: Type.Object({
-    consumerTag: ConsumerTag,
-    deliveryTag: Type.Integer({ minimum: 1 }),
+    /** With `deliveryTag`: the consumer holding it. Both absent: a notice to every consuming connection [PROTO §5.20]. */
+    consumerTag: Type.Optional(ConsumerTag),
+    deliveryTag: Type.Optional(Type.Integer({ minimum: 1 })),
     taskId: TaskId,
     /** The revoker asked for the running task to be stopped, not only skipped. */
     terminate: Type.Boolean(),

@@ -262,7 +262,7 @@ export class Connection implements ConnectionContext, SessionSink {
     this.send({ type: 'cancelled', consumerTag, reason });
   }
 
-  revoked(event: { consumerTag: string; deliveryTag: number; taskId: string; terminate: boolean }): void {
+  revoked(event: { consumerTag?: string; deliveryTag?: number; taskId: string; terminate: boolean }): void {
     this.send({ type: 'revoked', ...event });
   }
 

@@ -217,6 +217,7 @@ class TaskWorker implements Worker {
       await this.#pool.start();
       const conn = await this.#connect();
       this.#conn = conn;
+      conn.onTaskRevoked(({ taskId, terminate }) => this.#onTaskRevoked(taskId, terminate));
       for (const queue of this.#queues) {
         await this.#app.ensureQueue(conn, queue);
         this.#subs.push(
@@ -320,12 +321,22 @@ class TaskWorker implements Worker {
       this.#emit({ type: 'task-revoked', taskId: held.task.id, name: held.task.name, reason: 'revoked' });
       this.#done(held, held.msg.ack());
     } else if (held.state === 'running') {
-      const reason = serializeError(new TaskError('E_TASK_REVOKED', `task ${held.task.id} was revoked`, { taskId: held.task.id }));
-      this.#pool?.abort(held.slot, reason);
-      if (terminate) {
-        held.killedFor = 'revoked';
-        this.#pool?.kill(held.slot);
-      }
+      this.#revokeRunning(held, terminate);
+    }
+  }
+
+  /** A revocation announced to every worker: finds a task this worker runs after acking it early. */
+  #onTaskRevoked(taskId: string, terminate: boolean): void {
+    for (const held of this.#slots) if (held?.task.id === taskId && held.state === 'running') this.#revokeRunning(held, terminate);
+  }
+
+  /** Aborts a running task's signal, and kills it when the revoker asked to terminate. */
+  #revokeRunning(held: Held, terminate: boolean): void {
+    const reason = serializeError(new TaskError('E_TASK_REVOKED', `task ${held.task.id} was revoked`, { taskId: held.task.id }));
+    this.#pool?.abort(held.slot, reason);
+    if (terminate) {
+      held.killedFor = 'revoked';
+      this.#pool?.kill(held.slot);
     }
   }
 

@@ -124,7 +124,7 @@ export interface SessionSink {
   /** The broker cancelled a consumer (its queue was deleted). */
   consumerCancelled(consumerTag: string, reason: string): void;
   /** A delivery this session holds runs a task that was just revoked [PROTO §5.20]. */
-  revoked(event: { consumerTag: string; deliveryTag: number; taskId: string; terminate: boolean }): void;
+  revoked(event: { consumerTag?: string; deliveryTag?: number; taskId: string; terminate: boolean }): void;
 }
 
 /** What a producer hands to `publish`. */
@@ -777,11 +777,16 @@ export class Engine {
     // Revoking is rare: a scan of what is held is cheaper than an index kept on every delivery.
     let held = 0;
     for (const s of this.#sessions) {
+      let told = false;
       for (const d of s.unacked.values()) {
         if (d.message.headers?.[TASK_ID_HEADER] !== taskId) continue;
         held++;
+        told = true;
         s.sink.revoked({ consumerTag: d.consumer.tag, deliveryTag: d.tag, taskId, terminate });
       }
+      // A worker may run the task after acking it early: the broker no longer knows who, so every
+      // consuming connection hears the news once [PROTO §5.20].
+      if (!told && s.consumers.size > 0) s.sink.revoked({ taskId, terminate });
     }
     this.#log.info({ taskId, terminate, held }, 'task revoked');
     this.#scheduleFlush();

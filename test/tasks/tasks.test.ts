@@ -450,3 +450,42 @@ describe('workers', () => {
     for (const r of prefetched) assert.equal(await r.state(), 'PENDING');
   });
 });
+
+describe('revoke of early-acked tasks', () => {
+  it('reaches a running task that acked its message as it started', async (t) => {
+    const { app, startWorker } = await setup(t);
+    const started: string[] = [];
+    const early = app.task(
+      'early',
+      async function () {
+        started.push(this.id);
+        await new Promise<void>((resolve) => this.signal.addEventListener('abort', () => resolve()));
+        return 'stopped';
+      },
+      { acksLate: false },
+    );
+    await startWorker();
+    const result = await early.delay();
+    await waitFor(() => started.length === 1, { what: 'the task to start' });
+    await result.revoke();
+    await assert.rejects(result.get({ timeoutMs: 5000 }), { code: 'E_TASK_REVOKED' });
+  });
+
+  it('announces a revocation to consuming connections only, without a delivery', async (t) => {
+    const { url, queue } = await setup(t);
+    const consuming = await connect(url);
+    const idle = await connect(url);
+    t.after(() => consuming.close());
+    t.after(() => idle.close());
+    await consuming.assertQueue(queue);
+    await consuming.consume(queue, () => {});
+    const heard: Array<{ taskId: string; terminate: boolean }> = [];
+    const idleHeard: unknown[] = [];
+    consuming.onTaskRevoked((event) => heard.push(event));
+    idle.onTaskRevoked((event) => idleHeard.push(event));
+    await idle.revoke('some-task', { terminate: true });
+    await waitFor(() => heard.length === 1, { what: 'the notice' });
+    assert.deepEqual(heard[0], { taskId: 'some-task', terminate: true });
+    assert.deepEqual(idleHeard, []);
+  });
+});
