@@ -248,7 +248,14 @@ class TaskApp implements App {
   }
 
   connection(): Promise<Connection> {
-    this.#connection ??= connect(this.options.broker, { ...this.options.connection, ...(this.options.token === undefined ? {} : { token: this.options.token }) });
+    if (this.#connection === undefined) {
+      const opening = connect(this.options.broker, { ...this.options.connection, ...(this.options.token === undefined ? {} : { token: this.options.token }) });
+      this.#connection = opening;
+      // A first connect that fails (broker not up yet) is not remembered: the next send tries again.
+      opening.catch(() => {
+        if (this.#connection === opening) this.#connection = undefined;
+      });
+    }
     return this.#connection;
   }
 

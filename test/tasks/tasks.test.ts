@@ -489,3 +489,21 @@ describe('revoke of early-acked tasks', () => {
     assert.deepEqual(idleHeard, []);
   });
 });
+
+describe('app connection', () => {
+  it('tries again on the next send when the broker was not up for the first', async (t) => {
+    const server = await startTestServer(t);
+    const port = Number(new URL(server.url).port);
+    await server.broker.close();
+    const app = createApp({ broker: server.url, connection: { connectTimeoutMs: 1000 } });
+    t.after(() => app.close());
+    const ping = app.task('ping', async () => 'pong');
+    await assert.rejects(ping.delay());
+    const again = await startTestServer(t, { port, dataDir: server.dataDir });
+    const worker = app.worker();
+    t.after(() => worker.close({ force: true }));
+    await worker.start();
+    assert.equal(await (await ping.delay()).get({ timeoutMs: 5000 }), 'pong');
+    assert.equal(again.url, server.url);
+  });
+});
