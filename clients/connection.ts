@@ -367,6 +367,12 @@ function resolveOptions(input: ConnectOptions): ResolvedOptions {
 }
 
 const textEncoder = new TextEncoder();
+
+/** What a message handler threw, as the error `onError` reports. */
+function handlerError(err: unknown): BrokerError {
+  return err instanceof BrokerError ? err : new BrokerError('E_INTERNAL', `message handler failed: ${(err as Error)?.message ?? String(err)}`, { cause: err });
+}
+
 const EMPTY = new Uint8Array(0);
 const STORED: PublishResult = Object.freeze({ duplicate: false });
 const DUPLICATE: PublishResult = Object.freeze({ duplicate: true });
@@ -732,8 +738,7 @@ class ClientConnection implements Connection {
 
   /** `autoSettle: false`: hand the message over; settling is the receiver's business. */
   #runReceiver(handler: MessageHandler, message: Message): void {
-    const report = (err: unknown): void =>
-      this.#emitError(err instanceof BrokerError ? err : new BrokerError('E_INTERNAL', `message handler failed: ${(err as Error)?.message ?? String(err)}`, { cause: err }));
+    const report = (err: unknown): void => this.#emitError(handlerError(err));
     try {
       const returned = handler(message);
       if (returned instanceof Promise) returned.catch(report);
@@ -752,9 +757,7 @@ class ClientConnection implements Connection {
       }
       // Unknown or lost deliveries are redelivered by the broker: nothing to report.
       if (!(err instanceof BrokerError && (err.code === 'E_DELIVERY_UNKNOWN' || err.code === 'E_CONNECTION_CLOSED'))) {
-        this.#emitError(
-          err instanceof BrokerError ? err : new BrokerError('E_INTERNAL', `message handler failed: ${(err as Error)?.message ?? String(err)}`, { cause: err }),
-        );
+        this.#emitError(handlerError(err));
       }
     }
   }

@@ -1,5 +1,6 @@
 /** A delivered message and the calls that settle it. */
 import { BrokerError, type FrameOf, type MessageHeaders } from '../protocol/index.js';
+import { LazyAbort } from './lazy-abort.js';
 
 /** One settle call on its way to the broker. */
 export interface SettleRequest {
@@ -97,8 +98,8 @@ class DeliveredMessage implements TrackedMessage {
   readonly deliveryTag: number;
   #leaseExpiresAt: number;
   #settled = false;
-  // Messages are a hot path: the AbortController exists only once someone asks for the signal.
-  #controller: AbortController | undefined;
+  // Made on the first revoke or the first read of `signal`: most messages never need one.
+  #abort: LazyAbort | undefined;
   #revoked: { readonly terminate: boolean } | null = null;
   readonly #port: DeliveryPort;
 
@@ -125,11 +126,7 @@ class DeliveredMessage implements TrackedMessage {
   }
 
   get signal(): AbortSignal {
-    if (this.#controller === undefined) {
-      this.#controller = new AbortController();
-      if (this.#revoked !== null) this.#controller.abort(this.#revokedReason());
-    }
-    return this.#controller.signal;
+    return (this.#abort ??= new LazyAbort()).signal;
   }
 
   get revoked(): { readonly terminate: boolean } | null {
@@ -140,11 +137,8 @@ class DeliveredMessage implements TrackedMessage {
     // A second revoke may ask for more (terminate), never for less.
     if (this.#revoked !== null && (this.#revoked.terminate || !terminate)) return;
     this.#revoked = Object.freeze({ terminate });
-    if (this.#controller !== undefined && !this.#controller.signal.aborted) this.#controller.abort(this.#revokedReason());
-  }
-
-  #revokedReason(): BrokerError {
-    return new BrokerError('E_TASK_REVOKED', `task ${String(this.headers['task-id'])} was revoked${this.#revoked?.terminate === true ? ' (terminate)' : ''}`);
+    // The first revoke's reason stays: a signal aborts once.
+    (this.#abort ??= new LazyAbort()).abort(new BrokerError('E_TASK_REVOKED', `task ${String(this.headers['task-id'])} was revoked${terminate ? ' (terminate)' : ''}`));
   }
 
   text(): string {

@@ -94,7 +94,10 @@ export const TASK_ID_HEADER = 'task-id';
 /** Longest `result.get` wait the broker accepts, in ms (5 min). */
 export const MAX_RESULT_WAIT_MS = 300_000;
 
-const TaskId = Type.String({ minLength: 1, maxLength: 200 });
+/** Longest task id, in the task frames and in the `task-id` header of a publish with `resultTtlMs`. */
+export const MAX_TASK_ID_LENGTH = 200;
+
+const TaskId = Type.String({ minLength: 1, maxLength: MAX_TASK_ID_LENGTH });
 const StoredTaskStateSchema = Type.Union(TASK_STATES.filter((s) => s !== 'NOT_FOUND').map((s) => Type.Literal(s)));
 const TaskStateSchema = Type.Union(TASK_STATES.map((s) => Type.Literal(s)));
 /** A time to live of at least 1 ms. */

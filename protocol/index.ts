@@ -12,6 +12,7 @@ export {
   isTerminalTaskState,
   TASK_ID_HEADER,
   MAX_RESULT_WAIT_MS,
+  MAX_TASK_ID_LENGTH,
 } from './frames.js';
 export { decodeFrames, encodeFrames, FrameWriter, FRAME_OVERHEAD_BYTES, DEFAULT_DECODE_LIMITS } from './codec.js';
 export { ErrorCodes, BrokerError, isErrorCode } from './errors.js';

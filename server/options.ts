@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { Durability } from '../storage/index.js';
+import { DEFAULT_MAX_RESULT_WAITERS, DEFAULT_RESULT_SWEEP_MS, DEFAULT_RESULT_TTL_MS } from './engine/engine.js';
 
 /** Options of {@link startBroker}. Every limit has a finite default. */
 export interface BrokerOptions {
@@ -53,9 +54,9 @@ export const DEFAULTS: Readonly<BrokerOptions> = Object.freeze({
   maxHandshakeBytes: 64 * 1024,
   maxConnections: 10_000,
   laneBufferSize: 1024,
-  resultTtlMs: 24 * 3600 * 1000,
-  resultSweepMs: 60_000,
-  maxResultWaiters: 1000,
+  resultTtlMs: DEFAULT_RESULT_TTL_MS,
+  resultSweepMs: DEFAULT_RESULT_SWEEP_MS,
+  maxResultWaiters: DEFAULT_MAX_RESULT_WAITERS,
   logger: null,
   clock: Date.now,
 });

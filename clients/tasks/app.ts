@@ -162,7 +162,10 @@ export function isApp(value: unknown): value is App {
 
 /** Sends tasks and reads results over a given connection; the app's and each worker's. */
 export interface Sender {
-  send(conn: Connection, name: string, args: unknown[], options: ApplyOptions & { retries?: number; messageId?: string }): Promise<string>;
+  /** Options of tasks this app does not register: its `taskDefaults` over the built-in ones. */
+  readonly resolvedDefaults: Readonly<ResolvedTaskOptions>;
+  /** Publishes a task; resolves with its id, and whether it keeps no result, once it is durable. */
+  send(conn: Connection, name: string, args: unknown[], options: ApplyOptions & { retries?: number; messageId?: string }): Promise<{ taskId: string; ignoreResult: boolean }>;
 }
 
 /** Longest single wait asked of the broker; `get()` asks again until its own timeout. */
@@ -201,6 +204,7 @@ class TaskApp implements App {
   readonly #tasks = new Map<string, RegisteredTask>();
   readonly #router;
   readonly defaultQueue: string;
+  readonly resolvedDefaults: Readonly<ResolvedTaskOptions>;
   /** Queues declared on each connection (declaring is idempotent, but costs a round trip). */
   readonly #declared = new WeakMap<Connection, Map<string, Promise<unknown>>>();
   #connection: Promise<Connection> | undefined;
@@ -212,8 +216,8 @@ class TaskApp implements App {
     this.options = Object.freeze({ ...options });
     this.#router = createRouter(options.routes);
     this.defaultQueue = options.defaultQueue ?? 'tasks';
-    // Check the defaults once, so a bad value fails at createApp, not at the first task.
-    resolveTaskOptions('(defaults)', {}, options.taskDefaults);
+    // Checked once, so a bad value fails at createApp, not at the first task.
+    this.resolvedDefaults = resolveTaskOptions('(defaults)', {}, options.taskDefaults);
   }
 
   task<A extends unknown[], R>(name: string, fn: TaskFunction<A, R>, options: TaskOptions = {}): Task<A, Awaited<R>> {
@@ -273,7 +277,7 @@ class TaskApp implements App {
   }
 
   /** Publishes a task message on `conn`; resolves with the task id once it is durable. */
-  async send(conn: Connection, name: string, args: unknown[], options: ApplyOptions & { retries?: number; messageId?: string } = {}): Promise<string> {
+  async send(conn: Connection, name: string, args: unknown[], options: ApplyOptions & { retries?: number; messageId?: string } = {}): Promise<{ taskId: string; ignoreResult: boolean }> {
     assertTaskName(name);
     if (!Array.isArray(args)) throw new TaskError('E_TASK_INVALID', `task ${name}: arguments must be an array`);
     const task = this.#tasks.get(name);
@@ -281,7 +285,7 @@ class TaskApp implements App {
     const queue = options.queue ?? route?.queue ?? task?.options.queue ?? this.defaultQueue;
     const priority = options.priority ?? route?.priority ?? task?.options.priority;
     const taskId = options.taskId ?? crypto.randomUUID();
-    const ignoreResult = options.ignoreResult ?? task?.options.ignoreResult ?? this.options.taskDefaults?.ignoreResult ?? false;
+    const ignoreResult = options.ignoreResult ?? (task?.options ?? this.resolvedDefaults).ignoreResult;
     const eta = etaOf(options);
     const headers: Record<string, string | number | boolean> = {
       [TaskHeader.name]: name,
@@ -308,7 +312,7 @@ class TaskApp implements App {
       throw new TaskError('E_TASK_INVALID', `task ${name}: arguments must be JSON-serializable (${(err as Error).message})`, { cause: err });
     }
     await this.ensureQueue(conn, queue);
-    const resultTtlMs = task?.options.resultTtlMs ?? this.options.taskDefaults?.resultTtlMs ?? 86_400_000;
+    const resultTtlMs = (task?.options ?? this.resolvedDefaults).resultTtlMs;
     await conn.publish(queue, encoded, {
       messageId: options.messageId ?? taskId,
       headers,
@@ -316,14 +320,13 @@ class TaskApp implements App {
       ...(eta === undefined ? {} : { notBefore: eta }),
       ...(ignoreResult ? {} : { resultTtlMs }),
     });
-    return taskId;
+    return { taskId, ignoreResult };
   }
 
   async sendTask<R = unknown>(name: string, args: unknown[], options: ApplyOptions = {}): Promise<AsyncResult<R>> {
     const conn = await this.connection();
-    const ignoreResult = options.ignoreResult ?? this.#tasks.get(name)?.options.ignoreResult ?? this.options.taskDefaults?.ignoreResult ?? false;
-    const id = await this.send(conn, name, args, options);
-    return this.#result<R>(id, ignoreResult);
+    const { taskId, ignoreResult } = await this.send(conn, name, args, options);
+    return this.#result<R>(taskId, ignoreResult);
   }
 
   asyncResult<R = unknown>(taskId: string): AsyncResult<R> {

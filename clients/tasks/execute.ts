@@ -2,6 +2,7 @@
  * Runs one task function and reports how it ended, as plain data that can cross a process or
  * thread boundary. Used in the worker's own process (async, solo pools) and in pool children.
  */
+import type { LazyAbort } from '../lazy-abort.js';
 import type { RegisteredTask, TaskContext } from './app.js';
 import { Reject, Retry, serializeError, TaskError, type SerializedError } from './errors.js';
 
@@ -28,28 +29,6 @@ export type Outcome =
   | { kind: 'killed' };
 
 export type TaskLookup = (name: string) => RegisteredTask | undefined;
-
-/** An abort that makes its AbortController only when someone asks for the signal: most tasks never do. */
-export class LazyAbort {
-  #controller: AbortController | undefined;
-  #aborted = false;
-  #reason: unknown;
-
-  get signal(): AbortSignal {
-    if (this.#controller === undefined) {
-      this.#controller = new AbortController();
-      if (this.#aborted) this.#controller.abort(this.#reason);
-    }
-    return this.#controller.signal;
-  }
-
-  abort(reason: unknown): void {
-    if (this.#aborted) return;
-    this.#aborted = true;
-    this.#reason = reason;
-    this.#controller?.abort(reason);
-  }
-}
 
 /** `this` of a running task. A class, not a literal with closures: one small object per task. */
 class RunContext implements TaskContext {

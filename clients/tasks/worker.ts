@@ -275,7 +275,7 @@ class TaskWorker implements Worker {
     const registered = this.#app.getTask(task.name);
     if (registered === undefined) {
       const error = serializeError(new TaskError('E_TASK_UNKNOWN', `task ${task.name} is not registered in this worker's app`, { taskId: task.id }));
-      if (!task.ignoreResult) this.#putResult(task.id, 'FAILURE', { error }, this.#app.options.taskDefaults?.resultTtlMs);
+      if (!task.ignoreResult) this.#putResult(task.id, 'FAILURE', { error }, this.#app.resolvedDefaults.resultTtlMs);
       this.#emit({ type: 'task-failed', taskId: task.id, name: task.name, error });
       this.#settle(msg.reject({ reason: error.message }));
       return;
@@ -534,7 +534,7 @@ class TaskWorker implements Worker {
     );
   }
 
-  #putResult(taskId: string, state: Exclude<TaskState, 'NOT_FOUND'>, payload: ResultPayload, ttlMs = 86_400_000): void {
+  #putResult(taskId: string, state: Exclude<TaskState, 'NOT_FOUND'>, payload: ResultPayload, ttlMs: number): void {
     const conn = this.#conn;
     if (conn === undefined) return;
     this.#inflight++;
@@ -610,8 +610,7 @@ class TaskWorker implements Worker {
     }
     if (this.#leaseTimer !== undefined) clearInterval(this.#leaseTimer);
     // Cold: running tasks are killed, and their messages (unacked with acksLate) go back to the
-    // queue when the connection closes.
-    for (const held of this.#held.values()) held.state = 'done';
+    // queue (see #done).
     await this.#pool?.close();
     // Let the last results and acks be answered before the socket closes (a cold shutdown skips
     // this: what was not acked goes back to the queue).

@@ -32,6 +32,7 @@
 import {
   BrokerError,
   isTerminalTaskState,
+  MAX_TASK_ID_LENGTH,
   TASK_ID_HEADER,
   type MessageHeaders,
   type QueueOptions,
@@ -80,8 +81,6 @@ export const DEFAULT_RESULT_SWEEP_MS = 60_000;
 export const DEFAULT_MAX_RESULT_WAITERS = 1000;
 /** Expired result rows deleted per store call; a full batch is followed by another on the next turn. */
 const RESULT_SWEEP_BATCH = 1000;
-/** Longest task id, as the protocol schema allows [PROTO §3.3]. */
-const MAX_TASK_ID_LENGTH = 200;
 
 /** Counters per queue, read by the metrics module at scrape time. */
 export interface QueueStats {
@@ -804,19 +803,24 @@ export class Engine {
     return n;
   }
 
-  /** The task's row unless it expired (a row past its expiry counts as gone even before the sweep). */
-  #liveResult(taskId: string, now: number): ResultRecord | null {
-    const record = this.#store.getResult(taskId);
-    return record === null || record.expiresAt <= now ? null : record;
+  /**
+   * The task's row unless it expired (a row past its expiry counts as gone even before the sweep),
+   * or the store's failure to read it.
+   */
+  #liveResult(taskId: string, now: number): ResultReadOutcome {
+    try {
+      const record = this.#store.getResult(taskId);
+      return record === null || record.expiresAt <= now ? null : record;
+    } catch (cause) {
+      return new BrokerError('E_STORE_FAILED', `the store could not read the result: ${(cause as Error).message}`, { cause });
+    }
   }
 
   #answerGet(session: Session, taskId: string, waitMs: number, reply: (outcome: ResultReadOutcome) => void): void {
     if (session.closed) return;
-    let record: ResultRecord | null;
-    try {
-      record = this.#liveResult(taskId, this.#clock());
-    } catch (cause) {
-      reply(new BrokerError('E_STORE_FAILED', `the store could not read the result: ${(cause as Error).message}`, { cause }));
+    const record = this.#liveResult(taskId, this.#clock());
+    if (record instanceof BrokerError) {
+      reply(record);
       return;
     }
     if (waitMs <= 0 || (record !== null && isTerminalTaskState(record.state)) || this.#closed) {
@@ -856,12 +860,7 @@ export class Engine {
       if (result.results[i] !== true || !isTerminalTaskState(write.state)) continue;
       const waiting = this.#waiters.get(write.taskId);
       if (waiting === undefined) continue;
-      let record: ResultReadOutcome;
-      try {
-        record = this.#liveResult(write.taskId, now);
-      } catch (cause) {
-        record = new BrokerError('E_STORE_FAILED', `the store could not read the result: ${(cause as Error).message}`, { cause });
-      }
+      const record = this.#liveResult(write.taskId, now);
       for (const waiter of [...waiting]) {
         this.#dropWaiter(waiter);
         waiter.reply(record);

@@ -5,19 +5,9 @@
  * messageId), resume its consumers, and give up cleanly when it must.
  */
 import assert from 'node:assert/strict';
-import { createServer } from 'node:net';
 import { describe, it, type TestContext } from 'node:test';
 import { BrokerError, connect, type Connection, type ConnectionStatus, type ConnectOptions, type Message } from '../../clients/index.js';
-import { spawnServer, tempDir, waitFor, type ServerProcess } from '../helpers/server.js';
-
-/** A port that was free a moment ago, so a restarted broker can listen where the client left it. */
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve, reject) => server.once('error', reject).listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
+import { freePort, spawnServer, tempDir, waitFor, type ServerProcess } from '../helpers/server.js';
 
 /** A broker on a fixed port and data dir that a test can kill -9 and start again. */
 interface Restartable {

@@ -4,7 +4,6 @@
  * deliveries (also across a restart), expiry, and bad input.
  */
 import assert from 'node:assert/strict';
-import { createServer } from 'node:net';
 import { describe, it, type TestContext } from 'node:test';
 import { pino } from 'pino';
 import { connect, type Message } from '../../clients/index.js';
@@ -13,20 +12,11 @@ import { startBroker } from '../../server/index.js';
 import { databasePath } from '../../server/options.js';
 import { openSqliteStore } from '../../storage/index.js';
 import { rawPeer } from '../helpers/raw.js';
-import { startTestServer, tempDir, waitFor } from '../helpers/server.js';
+import { freePort, startTestServer, tempDir, waitFor } from '../helpers/server.js';
 
 const HOUR = 3_600_000;
 const enc = (text: string): Uint8Array => new TextEncoder().encode(text);
 const dec = (bytes: Uint8Array | null): string | null => (bytes === null ? null : new TextDecoder().decode(bytes));
-
-/** A port that was free a moment ago, so a restarted broker can listen where the client left it. */
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve, reject) => server.once('error', reject).listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 async function setup(t: TestContext, serverOptions: Parameters<typeof startTestServer>[1] = {}) {
   const server = await startTestServer(t, serverOptions);

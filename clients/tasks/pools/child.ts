@@ -5,7 +5,8 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { deserializeError, serializeError } from '../errors.js';
-import { execute, LazyAbort } from '../execute.js';
+import { LazyAbort } from '../../lazy-abort.js';
+import { execute } from '../execute.js';
 import { POOL_CHILD_MARK, type FromChild, type ToChild } from './child-protocol.js';
 import { loadApp } from './load-app.js';
 

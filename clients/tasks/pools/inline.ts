@@ -4,7 +4,8 @@
  */
 import type { RegisteredTask } from '../app.js';
 import { deserializeError, type SerializedError } from '../errors.js';
-import { execute, LazyAbort, type Outcome, type PoolJob } from '../execute.js';
+import { LazyAbort } from '../../lazy-abort.js';
+import { execute, type Outcome, type PoolJob } from '../execute.js';
 import type { Pool, PoolKind } from './pool.js';
 
 interface Running {
