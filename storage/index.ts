@@ -14,4 +14,5 @@ export type {
   StoredMessageId,
   ResultWrite,
   ResultRecord,
+  DeliveredThrough,
 } from './store.js';

@@ -57,7 +57,8 @@ function parseHeaders(json: string | null): MessageHeaders | null {
   return json === null ? null : (JSON.parse(json) as MessageHeaders);
 }
 
-function toRecord(row: MessageRow): MessageRecord {
+/** `deliveredThrough`: the lane mark of the row's queue and priority (0 for none). */
+function toRecord(row: MessageRow, deliveredThrough: number): MessageRecord {
   return {
     id: row.id,
     queueId: row.queue_id,
@@ -66,7 +67,7 @@ function toRecord(row: MessageRow): MessageRecord {
     messageId: row.message_id,
     headers: parseHeaders(row.headers),
     body: row.body,
-    deliveryCount: row.delivery_count,
+    deliveryCount: row.delivery_count === 0 && row.seq <= deliveredThrough ? 1 : row.delivery_count,
     publishedAt: row.published_at,
     expiresAt: row.expires_at,
   };
@@ -124,6 +125,12 @@ export function openSqliteStore(options: SqliteStoreOptions): Store {
     listQueues: db.prepare('SELECT id, name, options, created_at FROM queues ORDER BY id'),
     deleteQueue: db.prepare('DELETE FROM queues WHERE id = ?'),
     deleteQueueMessages: db.prepare('DELETE FROM messages WHERE queue_id = ?'),
+    deleteQueueMarks: db.prepare('DELETE FROM delivery_marks WHERE queue_id = ?'),
+    marks: db.prepare('SELECT queue_id, priority, delivered_seq FROM delivery_marks'),
+    raiseMark: db.prepare(
+      `INSERT INTO delivery_marks (queue_id, priority, delivered_seq) VALUES (?, ?, ?)
+       ON CONFLICT (queue_id, priority) DO UPDATE SET delivered_seq = max(delivered_seq, excluded.delivered_seq)`,
+    ),
     purge: db.prepare('DELETE FROM messages WHERE queue_id = ? AND id NOT IN (SELECT value FROM json_each(?))'),
     counts: db.prepare(
       `SELECT queue_id, SUM(state = 0) AS stored, SUM(state = 2) AS delayed, SUM(length(body)) AS bytes
@@ -172,9 +179,19 @@ export function openSqliteStore(options: SqliteStoreOptions): Store {
     revokedTasks: db.prepare("SELECT task_id, expires_at FROM task_results WHERE state = 'REVOKED' AND expires_at > ?"),
   };
 
+  // Lane marks by `${queueId}/${priority}`, read once and kept in step with each commit.
+  const marks = new Map<string, number>();
+  const markKey = (queueId: number, priority: number): string => `${queueId}/${priority}`;
+  let maxMark = 0;
+  for (const m of stmt.marks.all() as Array<{ queue_id: number; priority: number; delivered_seq: number }>) {
+    marks.set(markKey(m.queue_id, m.priority), m.delivered_seq);
+    maxMark = Math.max(maxMark, m.delivered_seq);
+  }
+
   const max = stmt.maxId.get() as { id: number | null; seq: number | null };
   let nextId = (max.id ?? 0) + 1;
-  let nextSeq = Math.max(max.seq ?? 0, max.id ?? 0) + 1;
+  // Above every mark too: once a lane's messages are all acked, a reused seq would read as delivered.
+  let nextSeq = Math.max(max.seq ?? 0, max.id ?? 0, maxMark) + 1;
 
   const toQueue = (row: { id: number; name: string; options: string; created_at: number }): QueueRecord => ({
     id: row.id,
@@ -217,6 +234,7 @@ export function openSqliteStore(options: SqliteStoreOptions): Store {
       enqueued.push({ id, seq });
     }
     for (const d of batch.delivered) stmt.delivered.run(d.deliveryCount, d.id);
+    for (const m of batch.deliveredThrough) stmt.raiseMark.run(m.queueId, m.priority, m.seq);
     for (const m of batch.move) {
       const seq = nextSeq++;
       stmt.move.run(m.toQueueId, seq, m.headers === null ? null : JSON.stringify(m.headers), m.id);
@@ -240,11 +258,15 @@ export function openSqliteStore(options: SqliteStoreOptions): Store {
       return { queue: toQueue(row), created: info.changes === 1 };
     },
     deleteQueue(queueId) {
-      return db.transaction(() => {
+      const changes = db.transaction(() => {
         const { changes } = stmt.deleteQueueMessages.run(queueId);
+        stmt.deleteQueueMarks.run(queueId);
         stmt.deleteQueue.run(queueId);
         return changes;
       })();
+      // A queue declared later may get the same id; it starts with no marks.
+      for (const key of marks.keys()) if (key.startsWith(`${queueId}/`)) marks.delete(key);
+      return changes;
     },
     purgeQueue(queueId, keepIds) {
       return stmt.purge.run(queueId, JSON.stringify(keepIds)).changes;
@@ -264,7 +286,12 @@ export function openSqliteStore(options: SqliteStoreOptions): Store {
       const saved = { nextId, nextSeq };
       setSynchronous(needsFsync(batch) ? durability : 'normal');
       try {
-        return writeTx(batch);
+        const result = writeTx(batch);
+        for (const m of batch.deliveredThrough) {
+          const key = markKey(m.queueId, m.priority);
+          marks.set(key, Math.max(marks.get(key) ?? 0, m.seq));
+        }
+        return result;
       } catch (err) {
         // The transaction rolled back: hand out the same ids again next time.
         ({ nextId, nextSeq } = saved);
@@ -272,7 +299,8 @@ export function openSqliteStore(options: SqliteStoreOptions): Store {
       }
     },
     loadReady({ queueId, priority, afterSeq, limit }) {
-      return (stmt.loadReady.all(queueId, priority, afterSeq, limit) as MessageRow[]).map(toRecord);
+      const mark = marks.get(markKey(queueId, priority)) ?? 0;
+      return (stmt.loadReady.all(queueId, priority, afterSeq, limit) as MessageRow[]).map((row) => toRecord(row, mark));
     },
     promoteDelayed({ now, limit }) {
       return db.transaction(() => {
@@ -280,7 +308,8 @@ export function openSqliteStore(options: SqliteStoreOptions): Store {
         return rows.map((row) => {
           row.seq = nextSeq++;
           stmt.promote.run(row.seq, row.id);
-          return toRecord(row);
+          // A new seq is above every mark: the row's own count is the whole truth.
+          return toRecord(row, 0);
         });
       })();
     },

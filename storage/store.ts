@@ -27,7 +27,10 @@ export interface MessageRecord {
   messageId: string | null;
   headers: MessageHeaders | null;
   body: Uint8Array;
-  /** Deliveries so far; > 0 means the next delivery is a redelivery. */
+  /**
+   * Deliveries so far; > 0 means the next delivery is a redelivery. A message the store
+   * knows only through a lane mark ({@link WriteBatch.deliveredThrough}) reads as 1.
+   */
   deliveryCount: number;
   publishedAt: number;
   /** ms since epoch after which the message is not delivered; null = never. */
@@ -87,13 +90,27 @@ export interface ResultRecord {
   expiresAt: number;
 }
 
+/**
+ * A lane mark: every message of the queue at this priority with `seq <= seq` that is still
+ * stored there has been delivered at least once. First deliveries leave a lane in seq order,
+ * so one mark per lane and batch records them all, where a row write per delivery would cost
+ * one UPDATE each. Marks only move forward.
+ */
+export interface DeliveredThrough {
+  queueId: number;
+  priority: number;
+  seq: number;
+}
+
 /** Writes that commit together in one transaction. */
 export interface WriteBatch {
   enqueue: NewMessage[];
   /** Ids of messages settled for good (acked, or dropped). */
   remove: number[];
-  /** Delivery counts to record, one entry per delivery made. */
+  /** Delivery counts to record, one entry per delivery made that no lane mark covers. */
   delivered: Array<{ id: number; deliveryCount: number }>;
+  /** Lane marks to raise, at most one per (queue, priority). */
+  deliveredThrough: DeliveredThrough[];
   move: MoveMessage[];
   /** Delivered messages put back as delayed (nack with a delay). */
   delay: Array<{ id: number; readyAt: number; deliveryCount: number }>;
@@ -123,7 +140,7 @@ export interface QueueCounts {
 export interface Store {
   /** Inserts the queue, or returns the existing one unchanged. */
   declareQueue(name: string, options: Record<string, unknown>): { queue: QueueRecord; created: boolean };
-  /** Deletes the queue and all its messages; returns how many messages went with it. */
+  /** Deletes the queue, all its messages and its lane marks; returns how many messages went with it. */
   deleteQueue(queueId: number): number;
   /** Deletes the queue's messages except `keepIds` (deliveries still held); returns how many. */
   purgeQueue(queueId: number, keepIds: readonly number[]): number;
@@ -151,7 +168,7 @@ export interface Store {
 
 /** An empty batch, for building up writes. */
 export function emptyBatch(): WriteBatch {
-  return { enqueue: [], remove: [], delivered: [], move: [], delay: [], results: [] };
+  return { enqueue: [], remove: [], delivered: [], deliveredThrough: [], move: [], delay: [], results: [] };
 }
 
 export function isBatchEmpty(batch: WriteBatch): boolean {
@@ -159,6 +176,7 @@ export function isBatchEmpty(batch: WriteBatch): boolean {
     batch.enqueue.length === 0 &&
     batch.remove.length === 0 &&
     batch.delivered.length === 0 &&
+    batch.deliveredThrough.length === 0 &&
     batch.move.length === 0 &&
     batch.delay.length === 0 &&
     batch.results.length === 0

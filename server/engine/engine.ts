@@ -41,6 +41,7 @@ import {
 import {
   emptyBatch,
   isBatchEmpty,
+  type DeliveredThrough,
   type MessageRecord,
   type QueueRecord,
   type ResultRecord,
@@ -211,6 +212,11 @@ interface Lane {
   cursor: number;
   /** Whether the store may hold ready rows with seq > cursor. */
   diskHasMore: boolean;
+  /** Highest seq delivered for the first time (in memory; the store learns it through `mark`). */
+  deliveredThrough: number;
+  /** This lane's entry in `markBatch.deliveredThrough`, raised in place while that batch is open. */
+  mark: DeliveredThrough | null;
+  markBatch: WriteBatch | null;
 }
 
 interface QueueState {
@@ -414,7 +420,7 @@ export class Engine {
 
   #addQueue(record: QueueRecord): QueueState {
     const lanes: Lane[] = [];
-    for (let p = 0; p < PRIORITY_LEVELS; p++) lanes.push({ buffer: new Deque(), cursor: 0, diskHasMore: false });
+    for (let p = 0; p < PRIORITY_LEVELS; p++) lanes.push({ buffer: new Deque(), cursor: 0, diskHasMore: false, deliveredThrough: 0, mark: null, markBatch: null });
     const options = queueOptionsFromStore(record.options);
     const rate = rateOf(options);
     const queue: QueueState = {
@@ -1246,7 +1252,7 @@ export class Engine {
       queue.unacked++;
       queue.stats.delivered++;
       if (deliveryCount > 1) queue.stats.redelivered++;
-      this.#batch.delivered.push({ id: message.id, deliveryCount });
+      this.#recordDelivery(queue, message, deliveryCount);
       session.sink.deliver({
         deliveryTag: tag,
         consumerTag: consumer.tag,
@@ -1257,6 +1263,27 @@ export class Engine {
         leaseExpiresAt: d.leaseExpiresAt,
       });
     }
+  }
+
+  /**
+   * First deliveries leave a lane in seq order (it is FIFO; requeued messages at its head were
+   * delivered already), so raising the lane's mark records them all with one write per commit.
+   * Redeliveries, and keyed rate limits, which hold messages back out of order, write the row.
+   */
+  #recordDelivery(queue: QueueState, message: MessageRecord, deliveryCount: number): void {
+    const lane = queue.lanes[message.priority]!;
+    if (deliveryCount > 1 || queue.keyLimiters !== null || message.seq <= lane.deliveredThrough) {
+      this.#batch.delivered.push({ id: message.id, deliveryCount });
+      return;
+    }
+    lane.deliveredThrough = message.seq;
+    if (lane.mark !== null && lane.markBatch === this.#batch) {
+      lane.mark.seq = message.seq;
+      return;
+    }
+    lane.mark = { queueId: queue.id, priority: message.priority, seq: message.seq };
+    lane.markBatch = this.#batch;
+    this.#batch.deliveredThrough.push(lane.mark);
   }
 
   #pickConsumer(queue: QueueState): Consumer | undefined {

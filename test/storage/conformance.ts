@@ -223,6 +223,46 @@ export function storeConformance(name: string, open: (t: TestContext) => Store):
         assert.deepEqual(after.map((m) => m.seq), seqs, 'recording a delivery does not change dispatch order');
       });
 
+      it('deliveredThrough marks a lane: its messages up to the seq read as delivered once, and the mark never goes down', (t) => {
+        const { store, a, b, enqueue } = setup(t);
+        const [x, y, z] = enqueue(newMessage(a.id), newMessage(a.id), newMessage(a.id));
+        const [high] = enqueue(newMessage(a.id, { priority: 5 }));
+        const [other] = enqueue(newMessage(b.id));
+        const [, ySeq] = ready(store, a.id).map((m) => m.seq);
+        store.write(batch({ deliveredThrough: [{ queueId: a.id, priority: 0, seq: ySeq! }], delivered: [{ id: x!, deliveryCount: 3 }] }));
+        const counts = (q: number, p = 0) => ready(store, q, p).map((m) => [m.id, m.deliveryCount]);
+        assert.deepEqual(counts(a.id), [[x, 3], [y, 1], [z, 0]], 'a row\'s own count wins over the mark');
+        assert.deepEqual(counts(a.id, 5), [[high, 0]], 'another priority is another lane');
+        assert.deepEqual(counts(b.id), [[other, 0]], 'another queue is another lane');
+        store.write(batch({ deliveredThrough: [{ queueId: a.id, priority: 0, seq: 1 }] }));
+        assert.deepEqual(counts(a.id), [[x, 3], [y, 1], [z, 0]], 'a lower mark changes nothing');
+        const [later] = enqueue(newMessage(a.id));
+        assert.deepEqual(counts(a.id).at(-1), [later, 0], 'a message enqueued after the mark is not covered');
+      });
+
+      it('a lane mark does not cover a message moved or promoted into the lane: it gets a seq above the mark', (t) => {
+        const { store, a, b, enqueue } = setup(t);
+        const [moving] = enqueue(newMessage(b.id));
+        const [delayed] = enqueue(newMessage(a.id, { readyAt: T0 + 10 }));
+        enqueue(newMessage(a.id));
+        const top = ready(store, a.id).at(-1)!.seq;
+        store.write(batch({ deliveredThrough: [{ queueId: a.id, priority: 0, seq: top }], move: [{ id: moving!, toQueueId: a.id, headers: null }] }));
+        const promoted = store.promoteDelayed({ now: T0 + 10, limit: 10 });
+        assert.deepEqual(promoted.map((m) => [m.id, m.deliveryCount]), [[delayed, 0]]);
+        assert.deepEqual(ready(store, a.id).filter((m) => m.id === moving || m.id === delayed).map((m) => m.deliveryCount), [0, 0]);
+      });
+
+      it('deleteQueue drops the queue\'s lane marks: a queue declared again reads its messages as never delivered', (t) => {
+        // `b` is the newest queue: a store that reuses ids hands its id out again.
+        const { store, b } = setup(t);
+        store.write(batch({ enqueue: [newMessage(b.id)] }));
+        store.write(batch({ deliveredThrough: [{ queueId: b.id, priority: 0, seq: 1_000_000 }] }));
+        store.deleteQueue(b.id);
+        const again = store.declareQueue('b', {}).queue;
+        store.write(batch({ enqueue: [newMessage(again.id), newMessage(again.id)] }));
+        assert.deepEqual(ready(store, again.id).map((m) => m.deliveryCount), [0, 0]);
+      });
+
       it('move puts a message in another queue with a new, larger seq, no expiry, delivery count 0 and the given headers', (t) => {
         const { store, a, b, enqueue } = setup(t);
         const [dead] = enqueue(newMessage(a.id, { expiresAt: T0 + 1000, headers: { k: 'v' }, messageId: 'm1' }));

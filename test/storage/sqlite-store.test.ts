@@ -91,6 +91,42 @@ describe('sqlite store on disk', () => {
     assert.equal(order.at(-1), after.id, 'a message enqueued after reopen dispatches last');
   });
 
+  it('keeps lane marks across reopen, and after every marked message is gone hands out seqs above the mark', (t) => {
+    const { open } = setup(t);
+    const first = open();
+    const q = first.declareQueue('q', {}).queue;
+    const { enqueued } = first.write({ ...emptyBatch(), enqueue: [message(q.id), message(q.id), message(q.id)] });
+    const [x, y, z] = enqueued;
+    first.write({ ...emptyBatch(), deliveredThrough: [{ queueId: q.id, priority: 0, seq: y!.seq }] });
+    first.close();
+
+    const second = open();
+    assert.deepEqual(second.loadReady({ queueId: q.id, priority: 0, afterSeq: 0, limit: 10 }).map((m) => [m.id, m.deliveryCount]), [
+      [x!.id, 1],
+      [y!.id, 1],
+      [z!.id, 0],
+    ]);
+    second.write({ ...emptyBatch(), deliveredThrough: [{ queueId: q.id, priority: 0, seq: z!.seq }], remove: [x!.id, y!.id, z!.id] });
+    second.close();
+
+    // The table is empty now; without the marks, the next seq would start over below them.
+    const third = open();
+    third.write({ ...emptyBatch(), enqueue: [message(q.id)] });
+    const [fresh] = third.loadReady({ queueId: q.id, priority: 0, afterSeq: 0, limit: 10 });
+    assert.ok(fresh!.seq > z!.seq, `seq ${fresh!.seq} must exceed the mark ${z!.seq}`);
+    assert.equal(fresh!.deliveryCount, 0);
+    // Deleting the queue deletes its marks on disk: the same id, declared again, starts unmarked.
+    third.write({ ...emptyBatch(), deliveredThrough: [{ queueId: q.id, priority: 0, seq: 1_000_000 }] });
+    third.deleteQueue(q.id);
+    third.close();
+
+    const fourth = open();
+    const again = fourth.declareQueue('q', {}).queue;
+    assert.equal(again.id, q.id, 'SQLite hands the id out again');
+    fourth.write({ ...emptyBatch(), enqueue: [message(again.id)] });
+    assert.deepEqual(fourth.loadReady({ queueId: again.id, priority: 0, afterSeq: 0, limit: 10 }).map((m) => m.deliveryCount), [0]);
+  });
+
   it('opens with durability full (the default) and with normal, and both persist a committed batch', (t) => {
     for (const durability of [undefined, 'full', 'normal'] as const) {
       const { open } = setup(t, durability === undefined ? {} : { durability });
