@@ -259,6 +259,16 @@ export interface Connection {
    */
   putResult(taskId: string, state: Exclude<TaskState, 'NOT_FOUND'>, options: { payload?: Uint8Array; ttlMs: number }): Promise<{ stored: boolean }>;
   /**
+   * {@link putResult} without waiting for, or getting, the broker's reply (`noReply`, [PROTO §5.18]):
+   * one frame and nothing tracked per write, for workers that store a state per task. The write
+   * commits with whatever else arrived in its turn, so an ack sent after it is answered only once
+   * it is durable too. A refusal, or a loss of the connection, is reported to `onError`. While
+   * the connection is reconnecting it is held and sent once the session is back, like `putResult`.
+   * Throws `E_INVALID_ARGUMENT` or `E_MESSAGE_TOO_LARGE` for a bad payload, and
+   * `E_CONNECTION_CLOSED` once the connection is closed for good.
+   */
+  sendResult(taskId: string, state: Exclude<TaskState, 'NOT_FOUND'>, options: { payload?: Uint8Array; ttlMs: number }): void;
+  /**
    * Reads a task's state and payload; `NOT_FOUND` when the broker has none. With `waitMs` (integer,
    * 0–300,000, default 0) and a state that is not terminal, the broker answers when the state turns
    * terminal or after `waitMs` with the state it has then. The request times out after
@@ -1048,15 +1058,30 @@ class ClientConnection implements Connection {
   // ---- task results [PROTO §5.18] ------------------------------------------
 
   async putResult(taskId: string, state: StoredTaskState, options: { payload?: Uint8Array; ttlMs: number }): Promise<{ stored: boolean }> {
-    const payload = options.payload ?? EMPTY;
+    const payload = this.#resultPayload(options.payload);
+    // Task id, state and ttlMs are checked by the broker, which names the field (E_FRAME_INVALID).
+    const ok = await this.#request({ type: 'result.put', ref: this.#nextRef++, taskId, state, ttlMs: options.ttlMs, body: payload });
+    return { stored: ok.stored ?? false };
+  }
+
+  sendResult(taskId: string, state: StoredTaskState, options: { payload?: Uint8Array; ttlMs: number }): void {
+    const payload = this.#resultPayload(options.payload);
+    if (this.#state === 'closed') throw this.#closedErrorOrDefault();
+    if (this.#state !== 'open') {
+      this.putResult(taskId, state, { payload, ttlMs: options.ttlMs }).catch((err: unknown) => this.#emitError(err as BrokerError));
+      return;
+    }
+    // The ref is not tracked: an `error` naming it finds no request and goes to onError.
+    this.#send({ type: 'result.put', ref: this.#nextRef++, taskId, state, ttlMs: options.ttlMs, noReply: true, body: payload });
+  }
+
+  #resultPayload(payload: Uint8Array = EMPTY): Uint8Array {
     if (!(payload instanceof Uint8Array)) throw invalid('"payload" must be a Uint8Array');
     // Checked here: an oversized frame would make the broker close the whole connection [PROTO §7].
     if (payload.length > this.#maxBodyBytes) {
       throw new BrokerError('E_MESSAGE_TOO_LARGE', `result payload is ${payload.length} bytes, the broker's limit is ${this.#maxBodyBytes}`);
     }
-    // Task id, state and ttlMs are checked by the broker, which names the field (E_FRAME_INVALID).
-    const ok = await this.#request({ type: 'result.put', ref: this.#nextRef++, taskId, state, ttlMs: options.ttlMs, body: payload });
-    return { stored: ok.stored ?? false };
+    return payload;
   }
 
   async getResult(taskId: string, options: { waitMs?: number } = {}): Promise<TaskResult> {

@@ -277,6 +277,8 @@ export const HeaderSchemas = {
     state: StoredTaskStateSchema,
     /** How long the row is kept from this put. */
     ttlMs: TtlMs,
+    /** No `ok` after the commit; a refusal is still answered with an `error` naming `ref` [PROTO §5.18]. */
+    noReply: Type.Optional(Type.Boolean()),
   }),
   'result.get': Type.Object({
     ref: Ref,

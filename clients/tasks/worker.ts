@@ -137,7 +137,7 @@ class TaskWorker implements Worker {
   #closing: Promise<void> | undefined;
   #cold = false;
   #idleWaiters: Array<() => void> = [];
-  /** Settles and result writes sent but not yet answered: a warm shutdown waits for them. */
+  /** Settles sent but not yet answered: a warm shutdown waits for them (and so for the states sent before). */
   #inflight = 0;
   #drainWaiters: Array<() => void> = [];
 
@@ -534,11 +534,20 @@ class TaskWorker implements Worker {
     );
   }
 
+  /**
+   * States go without a reply (saves a frame, a tracked request and a promise per task: about 12%
+   * more tasks/s at concurrency 10). Their durability rides on the ack that follows: the broker
+   * commits the state in the ack's turn or earlier, and answers the ack after that commit. A state
+   * the broker refuses is reported to the app connection's `onError`.
+   */
   #putResult(taskId: string, state: Exclude<TaskState, 'NOT_FOUND'>, payload: ResultPayload, ttlMs: number): void {
     const conn = this.#conn;
     if (conn === undefined) return;
-    this.#inflight++;
-    conn.putResult(taskId, state, { payload: encodeJson(payload), ttlMs }).then(this.#untrack, this.#failAndUntrack);
+    try {
+      conn.sendResult(taskId, state, { payload: encodeJson(payload), ttlMs });
+    } catch (err) {
+      this.#fail(err);
+    }
   }
 
   #settle(settling: Promise<void> | undefined): void {
@@ -547,14 +556,9 @@ class TaskWorker implements Worker {
     settling.then(this.#untrack, this.#settleFailed);
   }
 
-  // Bound once: these run for every settle and result write (one derived promise each, no closure).
+  // Bound once: these run for every settle (one derived promise each, no closure).
   readonly #untrack = (): void => {
     if (--this.#inflight === 0) for (const wake of this.#drainWaiters.splice(0)) wake();
-  };
-
-  readonly #failAndUntrack = (err: unknown): void => {
-    this.#fail(err);
-    this.#untrack();
   };
 
   readonly #settleFailed = (err: unknown): void => {

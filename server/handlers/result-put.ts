@@ -1,11 +1,12 @@
 import type { FrameOf } from '../../protocol/index.js';
 import type { ConnectionContext } from '../connection.js';
 
-/** result.put → ok { stored } after the commit [PROTO §5.18]. */
+/** result.put → ok { stored } after the commit, or nothing with `noReply`; an error either way [PROTO §5.18]. */
 export function handleResultPut(ctx: ConnectionContext, frame: FrameOf<'result.put'>): void {
   const { ref } = frame;
+  const reply = frame.noReply !== true;
   ctx.engine.putResult(ctx.session, { taskId: frame.taskId, state: frame.state, payload: frame.body, ttlMs: frame.ttlMs }, (outcome) => {
-    if (typeof outcome === 'boolean') ctx.replyOk(ref, { stored: outcome });
-    else ctx.replyError(ref, outcome);
+    if (typeof outcome !== 'boolean') ctx.replyError(ref, outcome);
+    else if (reply) ctx.replyOk(ref, { stored: outcome });
   });
 }

@@ -65,6 +65,41 @@ describe('task results', () => {
     assert.deepEqual(await conn.getResult('once'), first);
   });
 
+  it('with noReply, stores the state and answers nothing, but still answers a refusal with an error naming the put', async (t) => {
+    const { url, conn } = await setup(t);
+    const peer = await rawPeer(url);
+    t.after(() => peer.ws.terminate());
+    peer.send(
+      { type: 'result.put', ref: 7, taskId: 'quiet', state: 'SUCCESS', ttlMs: HOUR, noReply: true, body: enc('42') },
+      { type: 'result.put', ref: 8, taskId: 'quiet-bad', state: 'SUCCESS', ttlMs: 0, noReply: true, body: enc('') },
+      { type: 'result.get', ref: 9, taskId: 'quiet' },
+    );
+    const error = await peer.next('error');
+    assert.deepEqual({ code: error.code, ref: error.ref }, { code: 'E_FRAME_INVALID', ref: 8 });
+    const reply = await peer.next('result');
+    assert.deepEqual({ ref: reply.ref, state: reply.state, body: dec(reply.body) }, { ref: 9, state: 'SUCCESS', body: '42' });
+    assert.deepEqual(peer.frames.map((f) => f.type), [], 'no ok for the noReply put');
+    assert.equal((await conn.getResult('quiet')).state, 'SUCCESS');
+  });
+
+  it('sendResult stores without a reply; a refusal goes to onError, and a bad payload or a closed connection throws', async (t) => {
+    const server = await startTestServer(t, { maxBodyBytes: 1024, maxFrameBytes: 1024 + 64 * 1024 + 9 });
+    const errors: Array<{ code: string }> = [];
+    const conn = await connect(server.url, { onError: (err) => errors.push(err) });
+    t.after(() => conn.close());
+    conn.sendResult('sent', 'SUCCESS', { payload: enc('"done"'), ttlMs: HOUR });
+    const read = await conn.getResult('sent');
+    assert.deepEqual({ state: read.state, payload: dec(read.payload) }, { state: 'SUCCESS', payload: '"done"' });
+    conn.sendResult('', 'SUCCESS', { ttlMs: HOUR });
+    await waitFor(() => errors.length === 1, { what: 'the refusal reported to onError' });
+    assert.equal(errors[0]!.code, 'E_FRAME_INVALID');
+    assert.throws(() => conn.sendResult('big', 'SUCCESS', { payload: new Uint8Array(2048), ttlMs: HOUR }), { code: 'E_MESSAGE_TOO_LARGE' });
+    assert.throws(() => conn.sendResult('odd', 'SUCCESS', { payload: 'text' as never, ttlMs: HOUR }), { code: 'E_INVALID_ARGUMENT' });
+    assert.equal(conn.state, 'open');
+    await conn.close();
+    assert.throws(() => conn.sendResult('late', 'SUCCESS', { ttlMs: HOUR }), { code: 'E_CONNECTION_CLOSED' });
+  });
+
   it('reads a put sent just before it without waiting for the put\'s reply', async (t) => {
     const { conn } = await setup(t);
     const put = conn.putResult('pipelined', 'SUCCESS', { payload: enc('5'), ttlMs: HOUR });
