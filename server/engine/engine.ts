@@ -1338,14 +1338,7 @@ export class Engine {
         const message = held.popFront()!;
         queue.throttledCount--;
         if (held.length === 0) queue.throttled.delete(key);
-        if (message.expiresAt !== null && message.expiresAt <= now) {
-          this.#expire(queue, message);
-          continue;
-        }
-        if (this.#revoked.size > 0 && this.#isRevoked(message, now)) {
-          this.#dropRevoked(queue, message);
-          continue;
-        }
+        if (!this.#deliverable(queue, message, now)) continue;
         limiterFor(key).tryTake(now);
         return message;
       }
@@ -1375,14 +1368,20 @@ export class Engine {
     for (;;) {
       const message = this.#takeReady(queue);
       if (message === undefined) return undefined;
-      if (message.expiresAt !== null && message.expiresAt <= now) {
-        this.#expire(queue, message);
-        continue;
-      }
-      // The hot path pays this size check only, while nothing is revoked.
-      if (this.#revoked.size === 0 || !this.#isRevoked(message, now)) return message;
-      this.#dropRevoked(queue, message);
+      if (this.#deliverable(queue, message, now)) return message;
     }
+  }
+
+  /** False for a message taken from ready that has expired or whose task is revoked: it is disposed of. */
+  #deliverable(queue: QueueState, message: MessageRecord, now: number): boolean {
+    if (message.expiresAt !== null && message.expiresAt <= now) {
+      this.#expire(queue, message);
+      return false;
+    }
+    // The hot path pays this size check only, while nothing is revoked.
+    if (this.#revoked.size === 0 || !this.#isRevoked(message, now)) return true;
+    this.#dropRevoked(queue, message);
+    return false;
   }
 
   #expire(queue: QueueState, message: MessageRecord): void {
