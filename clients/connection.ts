@@ -134,6 +134,16 @@ export interface ConnectOptions {
   onStatus?: (status: ConnectionStatus) => void;
   /** A WebSocket constructor to use instead of the global one or `ws`. */
   WebSocket?: WebSocketConstructor;
+  /**
+   * When frames written by the app leave as one WebSocket message.
+   * - `'microtask'` (default): at the end of the current microtask queue, for the least latency.
+   * - `'turn'`: at the end of the event-loop turn (`setImmediate`), so everything a turn produced
+   *   (say, the results and acks of a batch of deliveries that all finished in it) leaves together:
+   *   fewer, larger messages, and fewer turns of the broker. Task workers use it.
+   *
+   * Either way a message is sent early once it holds 256 KiB, and with `'turn'` once it holds 128 frames.
+   */
+  writeBatching?: 'microtask' | 'turn';
 }
 
 /** Options of one publish. */
@@ -199,6 +209,15 @@ export interface ConsumeOptions {
    * likes (a worker that buffers and runs messages later). Errors it throws are reported, nothing more.
    */
   autoSettle?: boolean;
+  /**
+   * Default true: ack, nack and reject are sent with a `ref`, and their promises resolve once the
+   * broker has committed them (or reject with why it refused). false: they are sent without one,
+   * as AMQP sends acks, and resolve once written to the socket; the broker then answers only a
+   * refusal (`E_LEASE_EXPIRED`, `E_DELIVERY_UNKNOWN`), which goes to {@link ConnectOptions.onError}.
+   * Saves a reply, a tracked request and a wake-up per batch. An unconfirmed ack lost with a broker
+   * crash means the message is delivered again, which at-least-once allows either way.
+   */
+  confirmSettles?: boolean;
   /** Tag naming the consumer on this connection. Default generated. Kept across reconnects. */
   consumerTag?: string;
 }
@@ -321,6 +340,12 @@ const DEFAULTS = {
 const MAX_TAGS_PER_SETTLE = 4000;
 /** Bytes after which an outbound message is sent within the same turn. */
 const SEND_CHUNK_BYTES = 256 * 1024;
+/**
+ * Frames (settles counted) after which a `writeBatching: 'turn'` message is sent early: the broker
+ * starts on the first part of a large batch while this process produces the rest. Measured with a
+ * worker at concurrency 100 (400 prefetched): without it, 9% fewer tasks/s than microtask batching.
+ */
+const TURN_CHUNK_FRAMES = 128;
 /** Our inbound limit until the broker's welcome says otherwise. */
 const MAX_INBOUND_BYTES = 64 * 1024 * 1024;
 /** Longest delay a timer takes (a longer one fires at once). */
@@ -366,6 +391,9 @@ function resolveOptions(input: ConnectOptions): ResolvedOptions {
     }
     reconnect = Object.freeze(r);
   }
+  if (input.writeBatching !== undefined && input.writeBatching !== 'microtask' && input.writeBatching !== 'turn') {
+    throw invalid(`"writeBatching" must be 'microtask' or 'turn', got ${JSON.stringify(input.writeBatching)}`);
+  }
   return Object.freeze({
     ...rest,
     connectTimeoutMs: checkPositive('connectTimeoutMs', input.connectTimeoutMs ?? DEFAULTS.connectTimeoutMs),
@@ -377,6 +405,10 @@ function resolveOptions(input: ConnectOptions): ResolvedOptions {
 }
 
 const textEncoder = new TextEncoder();
+
+/** Runs `fn` at the end of this event-loop turn: `setImmediate` in Node, a 0 ms timer where it is missing (browsers). */
+const afterTurn: (fn: () => void) => void =
+  typeof globalThis.setImmediate === 'function' ? (fn) => void globalThis.setImmediate(fn) : (fn) => void setTimeout(fn, 0);
 
 /** What a message handler threw, as the error `onError` reports. */
 function handlerError(err: unknown): BrokerError {
@@ -453,6 +485,7 @@ interface ConsumerEntry {
   active: boolean;
   onRevoked: ((message: Message) => void) | undefined;
   autoSettle: boolean;
+  confirmSettles: boolean;
 }
 
 class ClientConnection implements Connection {
@@ -493,7 +526,8 @@ class ClientConnection implements Connection {
   #nextConsumer = 1;
   /** Unsettled deliveries of this session that carry a `task-id` header, by tag: what `revoked` may name. */
   readonly #taskDeliveries = new Map<number, TrackedMessage>();
-  #port: { epoch: number; port: DeliveryPort } | undefined;
+  /** The message ports of the current session: [settles confirmed, settles unconfirmed]. */
+  #ports: { epoch: number; confirmed: DeliveryPort; unconfirmed: DeliveryPort } | undefined;
   #requestSweep: ReturnType<typeof setInterval> | undefined;
   readonly #revokeListeners = new Set<(event: { taskId: string; terminate: boolean }) => void>();
   readonly #settleQueue: SettleRequest[] = [];
@@ -708,22 +742,33 @@ class ClientConnection implements Connection {
     );
   }
 
-  /** What messages of session `epoch` settle and extend through: one object per session, not two closures per message. */
-  #messagePort(epoch: number): DeliveryPort {
-    if (this.#port?.epoch === epoch) return this.#port.port;
-    const port: DeliveryPort = {
-      settle: (request) => this.#queueSettle(request, epoch),
-      extend: async (deliveryTag, ms) => {
+  /**
+   * What messages of session `epoch` settle and extend through: one object per session and settle
+   * mode, not two closures per message. `confirmSettles` as the consumer's option says.
+   */
+  #messagePort(epoch: number, confirmSettles: boolean): DeliveryPort {
+    if (this.#ports?.epoch !== epoch) {
+      const extend = async (deliveryTag: number, ms: number | undefined): Promise<number> => {
         const stale = this.#staleDelivery(epoch, deliveryTag, 'extend');
         if (stale !== undefined) throw stale;
-        const extend: FrameOf<'extend'> = { type: 'extend', ref: this.#nextRef++, deliveryTags: [deliveryTag] };
-        if (ms !== undefined) extend.ms = ms;
-        const ok = await this.#request(extend as Frame & { ref: number });
+        const frame: FrameOf<'extend'> = { type: 'extend', ref: this.#nextRef++, deliveryTags: [deliveryTag] };
+        if (ms !== undefined) frame.ms = ms;
+        const ok = await this.#request(frame as Frame & { ref: number });
         return ok.leaseExpiresAt ?? Infinity;
-      },
-    };
-    this.#port = { epoch, port };
-    return port;
+      };
+      this.#ports = {
+        epoch,
+        confirmed: { settle: (request) => this.#queueSettle(request, epoch), extend },
+        unconfirmed: {
+          settle: (request) => {
+            request.unconfirmed = true;
+            this.#queueSettle(request, epoch);
+          },
+          extend,
+        },
+      };
+    }
+    return confirmSettles ? this.#ports.confirmed : this.#ports.unconfirmed;
   }
 
   onTaskRevoked(listener: (event: { taskId: string; terminate: boolean }) => void): () => void {
@@ -734,7 +779,7 @@ class ClientConnection implements Connection {
   #onDeliver(frame: FrameOf<'deliver'>): void {
     const epoch = this.#epoch;
     const consumer = this.#consumers.get(frame.consumerTag);
-    const message = createMessage(frame, this.#messagePort(epoch));
+    const message = createMessage(frame, this.#messagePort(epoch, consumer?.confirmSettles ?? true));
     // Only task messages can be revoked: other deliveries pay one header lookup.
     if (typeof frame.headers?.[TASK_ID_HEADER] === 'string') this.#taskDeliveries.set(frame.deliveryTag, message);
     if (consumer === undefined) {
@@ -782,13 +827,23 @@ class ClientConnection implements Connection {
     const bound = ('body' in frame ? frame.body.length : 0) + this.#maxHeaderBytes + FRAME_OVERHEAD_BYTES;
     if (this.#writer.count > 0 && this.#writer.length + bound > this.#maxFrameBytes) this.#flush();
     this.#writer.push(frame);
-    if (this.#writer.length >= SEND_CHUNK_BYTES) {
-      this.#flush();
-    } else if (!this.#flushQueued) {
-      this.#flushQueued = true;
-      queueMicrotask(() => this.#flush());
-    }
+    if (this.#writer.length >= SEND_CHUNK_BYTES) this.#flush();
+    else this.#scheduleFlush();
   }
+
+  #scheduleFlush(): void {
+    if (this.#options.writeBatching === 'turn' && this.#writer.count + this.#settleQueue.length >= TURN_CHUNK_FRAMES) {
+      this.#flush();
+      return;
+    }
+    if (this.#flushQueued) return;
+    this.#flushQueued = true;
+    if (this.#options.writeBatching === 'turn') afterTurn(this.#flushNow);
+    else queueMicrotask(this.#flushNow);
+  }
+
+  // Bound once: scheduled for every batch of frames.
+  readonly #flushNow = (): void => this.#flush();
 
   #flush(): void {
     this.#flushQueued = false;
@@ -863,19 +918,19 @@ class ClientConnection implements Connection {
       return;
     }
     this.#settleQueue.push(request);
-    if (!this.#flushQueued) {
-      this.#flushQueued = true;
-      queueMicrotask(() => this.#flush());
-    }
+    this.#scheduleFlush();
   }
 
-  /** Turns the settles of this turn into one frame per kind, each with a ref so the broker answers. */
+  /**
+   * Turns the settles of this turn into one frame per kind. A confirmed one gets a ref, so the broker
+   * answers it; an unconfirmed one goes without, and its promises resolve as it is written.
+   */
   #flushSettles(): void {
     if (this.#settleQueue.length === 0) return;
     const requests = this.#settleQueue.splice(0);
     const groups = new Map<string, SettleRequest[]>();
     for (const r of requests) {
-      const key = `${r.action}|${r.requeue ?? ''}|${r.delayMs ?? ''}|${r.reason ?? ''}`;
+      const key = `${r.action}|${r.requeue ?? ''}|${r.delayMs ?? ''}|${r.reason ?? ''}|${r.unconfirmed === true}`;
       let group = groups.get(key);
       if (group === undefined) groups.set(key, (group = []));
       group.push(r);
@@ -886,21 +941,25 @@ class ClientConnection implements Connection {
     }
     for (const group of chunks) {
       const first = group[0]!;
-      const ref = this.#nextRef++;
       const deliveryTags = group.map((r) => r.deliveryTag);
-      const frame =
+      const frame: FrameOf<'ack'> | FrameOf<'nack'> | FrameOf<'reject'> =
         first.action === 'ack'
-          ? ({ type: 'ack', ref, deliveryTags } as const)
+          ? { type: 'ack', deliveryTags }
           : first.action === 'nack'
-            ? ({
+            ? {
                 type: 'nack',
-                ref,
                 deliveryTags,
                 requeue: first.requeue ?? true,
                 ...(first.delayMs === undefined ? {} : { delayMs: first.delayMs }),
                 ...(first.reason === undefined ? {} : { reason: first.reason }),
-              } as const)
-            : ({ type: 'reject', ref, deliveryTags, ...(first.reason === undefined ? {} : { reason: first.reason }) } as const);
+              }
+            : { type: 'reject', deliveryTags, ...(first.reason === undefined ? {} : { reason: first.reason }) };
+      if (first.unconfirmed === true) {
+        this.#writer.push(frame);
+        for (const r of group) r.resolve();
+        continue;
+      }
+      const ref = (frame.ref = this.#nextRef++);
       const timeoutMs = this.#options.requestTimeoutMs;
       this.#armRequestSweep();
       this.#requests.set(ref, {
@@ -1123,7 +1182,15 @@ class ClientConnection implements Connection {
     if (this.#consumers.has(consumerTag)) {
       throw new BrokerError('E_CONSUMER_TAG_IN_USE', `consumer tag ${consumerTag} is already in use on this connection`);
     }
-    const consumer: ConsumerEntry = { queue, handler, prefetch, active: false, onRevoked: options.onRevoked, autoSettle: options.autoSettle ?? true };
+    const consumer: ConsumerEntry = {
+      queue,
+      handler,
+      prefetch,
+      active: false,
+      onRevoked: options.onRevoked,
+      autoSettle: options.autoSettle ?? true,
+      confirmSettles: options.confirmSettles ?? true,
+    };
     this.#consumers.set(consumerTag, consumer);
     try {
       await this.#request({ type: 'consume', ref: this.#nextRef++, queue, consumerTag, prefetch });

@@ -9,6 +9,8 @@ export interface SettleRequest {
   requeue?: boolean;
   reason?: string;
   delayMs?: number;
+  /** Sent without a ref: resolves once written; the broker answers only a refusal (a consumer with `confirmSettles: false`). */
+  unconfirmed?: boolean;
   resolve(): void;
   reject(error: Error): void;
 }
