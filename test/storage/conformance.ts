@@ -5,6 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it, type TestContext } from 'node:test';
+import fc from 'fast-check';
 import { emptyBatch, isBatchEmpty } from '../../storage/index.js';
 import type { MessageRecord, NewMessage, QueueCounts, ResultRecord, ResultWrite, Store, WriteBatch } from '../../storage/index.js';
 
@@ -210,6 +211,22 @@ export function storeConformance(name: string, open: (t: TestContext) => Store):
         store.write(batch({ remove: [x!, z!] }));
         assert.deepEqual(readyIds(store, a.id), [y]);
         assert.deepEqual(countsOf(store, a.id), { stored: 1, delayed: 0, bytes: 4 });
+      });
+
+      it('remove deletes exactly the listed ids, in any order, with duplicates, across queues (property)', (t) => {
+        fc.assert(
+          fc.property(fc.array(fc.integer({ min: 0, max: 29 }), { maxLength: 40 }), (picks) => {
+            const { store, a, b, enqueue } = setup(t);
+            // Alternating queues: a run of consecutive ids spans both.
+            const ids = enqueue(...Array.from({ length: 30 }, (_, i) => newMessage(i % 2 === 0 ? a.id : b.id)));
+            store.write(batch({ remove: picks.map((i) => ids[i]!) }));
+            const removed = new Set(picks.map((i) => ids[i]!));
+            const left = [...readyIds(store, a.id), ...readyIds(store, b.id)].sort((x, y) => x - y);
+            assert.deepEqual(left, ids.filter((id) => !removed.has(id)));
+            store.close();
+          }),
+          { numRuns: 60 },
+        );
       });
 
       it('delivered records the delivery count, and the message stays in place', (t) => {
