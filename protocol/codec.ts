@@ -198,7 +198,11 @@ export class FrameWriter {
    * building a whole frame object.
    */
   pushParts(type: FrameType, header: object, body?: Uint8Array): void {
-    const json = JSON.stringify(header);
+    this.pushJson(type, JSON.stringify(header), body);
+  }
+
+  /** Writes one frame whose header is already JSON text (an object without `type` and `body`). */
+  pushJson(type: FrameType, json: string, body?: Uint8Array): void {
     const bodyLength = body?.length ?? 0;
     // UTF-8 needs at most 3 bytes per UTF-16 unit.
     this.#reserve(FRAME_OVERHEAD_BYTES + json.length * 3 + bodyLength);

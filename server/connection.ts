@@ -65,6 +65,7 @@ export class Connection implements ConnectionContext, SessionSink {
   readonly #limits: DecodeLimits;
   readonly #writer = new FrameWriter();
   #flushQueued = false;
+  readonly #deliverPrefixes = new Map<string, { queue: string; prefix: string }>();
   #closed = false;
   #heartbeatMs: number;
   /** Highest publish seq accepted on this connection: seqs must increase [PROTO §5.4]. */
@@ -229,23 +230,27 @@ export class Connection implements ConnectionContext, SessionSink {
   // ---- SessionSink ---------------------------------------------------------
 
   deliver(d: Delivery): void {
-    const m = d.message;
-    // The hottest frame: its header is built directly, in one shape, without the body.
-    const header: Omit<FrameOf<'deliver'>, 'type' | 'body'> = {
-      consumerTag: d.consumerTag,
-      deliveryTag: d.deliveryTag,
-      queue: d.queue,
-      deliveryCount: d.deliveryCount,
-      redelivered: d.redelivered,
-      publishedAt: m.publishedAt,
-      leaseExpiresAt: d.leaseExpiresAt,
-    };
-    if (m.messageId !== null) header.messageId = m.messageId;
-    if (m.headers !== null) header.headers = m.headers;
-    if (m.priority !== 0) header.priority = m.priority;
     if (this.#closed) return;
-    this.#writer.pushParts('deliver', header, m.body);
+    const m = d.message;
+    // The hottest frame: its JSON header is written by hand, the strings of its consumer once.
+    // Every number here is an integer the engine made, so String() writes what JSON.stringify would.
+    let json = `${this.#deliverPrefix(d.consumerTag, d.queue)}"deliveryTag":${d.deliveryTag},"deliveryCount":${d.deliveryCount},"redelivered":${d.redelivered},"publishedAt":${m.publishedAt},"leaseExpiresAt":${d.leaseExpiresAt}`;
+    if (m.messageId !== null) json += `,"messageId":${JSON.stringify(m.messageId)}`;
+    if (m.headers !== null) json += `,"headers":${JSON.stringify(m.headers)}`;
+    if (m.priority !== 0) json += `,"priority":${m.priority}`;
+    this.#writer.pushJson('deliver', `${json}}`, m.body);
     this.#afterPush();
+  }
+
+  /** `{"consumerTag":…,"queue":…,` for a consumer, kept while its tag names the same queue. */
+  #deliverPrefix(consumerTag: string, queue: string): string {
+    const cached = this.#deliverPrefixes.get(consumerTag);
+    if (cached?.queue === queue) return cached.prefix;
+    const prefix = `{"consumerTag":${JSON.stringify(consumerTag)},"queue":${JSON.stringify(queue)},`;
+    // Tags of cancelled consumers are not forgotten one by one: a connection that made many starts over.
+    if (this.#deliverPrefixes.size >= 1024) this.#deliverPrefixes.clear();
+    this.#deliverPrefixes.set(consumerTag, { queue, prefix });
+    return prefix;
   }
 
   confirm(upTo: number, duplicates: number[]): void {

@@ -24,6 +24,41 @@ describe('publish and consume', () => {
     assert.equal(stats.stats.acked, 1);
   });
 
+  it('carries every header field through, whatever characters the consumer tag, id and headers hold', { timeout: 10_000 }, async (t) => {
+    const { url } = await startTestServer(t);
+    const conn = await connect(url);
+    t.after(() => conn.close());
+    await conn.assertQueue('odd.names/1');
+    await conn.assertQueue('other');
+    const tag = 'tag "quoted" \\ back\nslash ünï 🚀';
+    const headers = { 'x-quote': 'a "b" \\ c', 'x-num': 1.5, 'x-null': null, 'x-bool': false, 'x-uni': '\u2028🚀' };
+    await conn.publish('odd.names/1', 'hi', { messageId: 'id "1" \\', headers, priority: 3 });
+    let received!: (m: Message) => void;
+    const arrived = new Promise<Message>((resolve) => (received = resolve));
+    const sub = await conn.consume('odd.names/1', (m) => received(m), { consumerTag: tag });
+    const got = await arrived;
+    await sub.cancel();
+    assert.equal(got.queue, 'odd.names/1');
+    assert.equal(got.messageId, 'id "1" \\');
+    assert.equal(got.priority, 3);
+    assert.equal(got.deliveryCount, 1);
+    assert.equal(got.redelivered, false);
+    assert.ok(got.leaseExpiresAt > Date.now());
+    assert.deepEqual({ ...got.headers, 'content-type': undefined }, { ...headers, 'content-type': undefined });
+
+    // The same tag, after a cancel, on another queue: the delivery names the new queue.
+    await conn.publish('other', 'first');
+    let onOther!: (m: Message) => void;
+    const fromOther = new Promise<Message>((resolve) => (onOther = resolve));
+    const first = await conn.consume('other', (m) => onOther(m), { consumerTag: 'reused' });
+    assert.equal((await fromOther).queue, 'other');
+    await first.cancel();
+    await conn.publish('odd.names/1', 'again');
+    const second = await new Promise<Message>((resolve) => void conn.consume('odd.names/1', (m) => resolve(m), { consumerTag: 'reused' }));
+    assert.equal(second.queue, 'odd.names/1');
+    assert.equal(second.text(), 'again');
+  });
+
   it('keeps FIFO order within one priority and delivers higher priority first', async (t) => {
     const { url } = await startTestServer(t);
     const conn = await connect(url);
