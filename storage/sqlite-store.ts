@@ -186,7 +186,7 @@ export function openSqliteStore(options: SqliteStoreOptions): Store {
       `SELECT queue_id, message_id, published_at FROM messages
        WHERE message_id IS NOT NULL AND published_at > ? ORDER BY id DESC LIMIT ?`,
     ),
-    remove: db.prepare('DELETE FROM messages WHERE id = ?'),
+    // One statement for a single id too: `BETWEEN x AND x` is a rowid seek, as fast as `id = x` (measured).
     removeRange: db.prepare('DELETE FROM messages WHERE id BETWEEN ? AND ?'),
     delivered: db.prepare('UPDATE messages SET delivery_count = ? WHERE id = ?'),
     move: db.prepare('UPDATE messages SET queue_id = ?, seq = ?, state = 0, delivery_count = 0, expires_at = NULL, headers = ? WHERE id = ?'),
@@ -275,7 +275,7 @@ export function openSqliteStore(options: SqliteStoreOptions): Store {
       moved.push({ id: m.id, seq });
     }
     for (const d of batch.delay) stmt.delay.run(d.readyAt, d.deliveryCount, d.id);
-    forEachIdRun(batch.remove, (first, last) => (first === last ? stmt.remove.run(first) : stmt.removeRange.run(first, last)));
+    forEachIdRun(batch.remove, (first, last) => stmt.removeRange.run(first, last));
     const results: boolean[] = [];
     for (const r of batch.results) {
       const statement = r.ifAbsent === true ? stmt.insertResult : stmt.upsertResult;
