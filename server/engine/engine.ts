@@ -50,6 +50,7 @@ import {
   type WriteResult,
 } from '../../storage/index.js';
 import type { Logger } from 'pino';
+import { DedupWindow } from './dedup-window.js';
 import { Deque } from './deque.js';
 import { IndexedHeap, type HeapItem } from './indexed-heap.js';
 import {
@@ -354,10 +355,8 @@ export class Engine {
   #nextDelayedAt: number | null = null;
   /** Queues waiting for a rate limit, with when to look again. */
   readonly #rateWaits = new Map<QueueState, number>();
-  /** `${queueId}/${messageId}` → when it is forgotten. One map for all queues, so the cap is global. */
-  readonly #dedup = new Map<string, number>();
-  /** The same keys in the order they were remembered, for eviction without scanning the map. */
-  readonly #dedupOrder = new Deque<{ key: string; until: number }>();
+  /** (queue, messageId) → when it is forgotten. One window for all queues, so the cap is global. */
+  readonly #dedup = new DedupWindow(MAX_DEDUP_IDS);
   #timer: ReturnType<typeof setTimeout> | null = null;
   #timerAt = Infinity;
 
@@ -408,7 +407,7 @@ export class Engine {
         const r = recent[i]!;
         const queue = this.#queuesById.get(r.queueId);
         const until = r.publishedAt + (queue?.options.dedupWindowMs ?? 0);
-        if (queue !== undefined && until > now) this.#remember(queue, r.messageId, until, now);
+        if (queue !== undefined && until > now) this.#dedup.remember(queue.id, r.messageId, until, now);
       }
     }
     this.#nextDelayedAt = this.#store.nextDelayedAt();
@@ -525,8 +524,7 @@ export class Engine {
     this.#queuesById.delete(queue.id);
     this.#rateWaits.delete(queue);
     // SQLite may hand the same id to a queue declared later: forget this one's message ids.
-    const prefix = `${queue.id}/`;
-    for (const key of this.#dedup.keys()) if (key.startsWith(prefix)) this.#dedup.delete(key);
+    this.#dedup.forgetQueue(queue.id);
     for (const consumer of [...queue.consumers]) {
       consumer.session.consumers.delete(consumer.tag);
       this.#removeConsumer(consumer);
@@ -624,7 +622,7 @@ export class Engine {
 
     let dedupId: string | null = null;
     if (messageId !== null && queue.options.dedupWindowMs > 0) {
-      const until = this.#dedup.get(`${queue.id}/${messageId}`);
+      const until = this.#dedup.get(queue.id, messageId);
       if (until !== undefined && until > now) {
         queue.stats.duplicates++;
         this.#pendingPublishes.push({ session, seq: input.seq, queue, enqueueIndex: -1, dedupId: null });
@@ -659,7 +657,7 @@ export class Engine {
     const ttlMs = input.ttlMs ?? queue.options.messageTtlMs;
     if (dedupId !== null) {
       const expiresAt = now + queue.options.dedupWindowMs;
-      this.#remember(queue, dedupId, expiresAt, now);
+      this.#dedup.remember(queue.id, dedupId, expiresAt, now);
     }
     this.#batch.enqueue.push({
       queueId: queue.id,
@@ -696,20 +694,6 @@ export class Engine {
     }
     if (maxBytes > 0 && queue.bytes + queue.pendingBytes + bytes > maxBytes) return `maxBytes ${maxBytes} would be exceeded`;
     return null;
-  }
-
-  #remember(queue: QueueState, messageId: string, expiresAt: number, now: number): void {
-    // Evict from the front of the order deque: iterating a Map from its start after many
-    // deletes walks over their tombstones, which made this quadratic.
-    const key = `${queue.id}/${messageId}`;
-    this.#dedup.set(key, expiresAt);
-    this.#dedupOrder.pushBack({ key, until: expiresAt });
-    for (let oldest = this.#dedupOrder.peekFront(); oldest !== undefined; oldest = this.#dedupOrder.peekFront()) {
-      if (oldest.until > now && this.#dedup.size <= MAX_DEDUP_IDS) break;
-      this.#dedupOrder.popFront();
-      // Only forget the id if it was not remembered again later.
-      if (this.#dedup.get(oldest.key) === oldest.until) this.#dedup.delete(oldest.key);
-    }
   }
 
   // ---- task results [PROTO §5.18] and revocation [PROTO §5.20] -------------------------
@@ -1123,7 +1107,7 @@ export class Engine {
       const error = new BrokerError('E_STORE_FAILED', `the store could not commit: ${(cause as Error).message}`, { cause, retryAfterMs: 1000 });
       for (const p of publishes) {
         // Forget ids that were never stored, or a retry would be taken for a duplicate.
-        if (p.dedupId !== null) this.#dedup.delete(`${p.queue.id}/${p.dedupId}`);
+        if (p.dedupId !== null) this.#dedup.forget(p.queue.id, p.dedupId);
         if (!p.session.closed) p.session.sink.publishFailed(p.seq, error);
       }
       for (const r of resultWrites) if (!r.session.closed) r.done(error);
