@@ -1,0 +1,203 @@
+/**
+ * Physical floors under two benchmark workloads, measured on this machine with
+ * no broker involved:
+ *   - fdatasync / fsync of a 4 KiB append, and a SQLite autocommit INSERT with
+ *     journal_mode=WAL + synchronous=FULL (what one confirmed publish must wait for);
+ *   - a 300-byte round trip between two Node processes over loopback, on a
+ *     WebSocket (ws) and on a raw TCP socket (what one prefetch-1 delivery must wait for).
+ * Each row: p50, p99 and sample count, in µs. Prints a markdown table and writes
+ * bench/results/floors.md. Run: `npm run build && node dist/bench/floors.js [--quick]`.
+ */
+import { fork, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import {
+  closeSync, fdatasyncSync, fsyncSync, mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync, writeSync,
+} from 'node:fs';
+import { createServer, connect as tcpConnect, type Socket } from 'node:net';
+import { cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import Database from 'better-sqlite3';
+import { WebSocket, WebSocketServer } from 'ws';
+
+const quick = process.argv.includes('--quick');
+const DISK_SAMPLES = quick ? 200 : 2000;
+const DISK_WARMUP = 50;
+const RTT_SAMPLES = quick ? 2000 : 20000;
+const RTT_WARMUP = 1000;
+const RTT_BYTES = 300;
+
+interface Row { what: string; p50: number; p99: number; n: number }
+
+function percentile(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+}
+
+function row(what: string, samples: number[]): Row {
+  const sorted = [...samples].sort((a, b) => a - b);
+  return { what, p50: percentile(sorted, 50), p99: percentile(sorted, 99), n: sorted.length };
+}
+
+/** Runs `op` warmup + samples times; returns the timed samples in µs. */
+async function timeEach(warmup: number, samples: number, op: () => unknown): Promise<number[]> {
+  const out: number[] = [];
+  for (let i = 0; i < warmup + samples; i++) {
+    const t0 = process.hrtime.bigint();
+    const r = op();
+    if (r instanceof Promise) await r; // a sync op is not charged a microtask turn
+    const dt = Number(process.hrtime.bigint() - t0) / 1000;
+    if (i >= warmup) out.push(dt);
+  }
+  return out;
+}
+
+async function syncFloor(dir: string, name: string, sync: (fd: number) => void): Promise<number[]> {
+  const fd = openSync(join(dir, `${name}.dat`), 'a');
+  const block = Buffer.alloc(4096, 0x5a);
+  try {
+    return await timeEach(DISK_WARMUP, DISK_SAMPLES, () => {
+      writeSync(fd, block);
+      sync(fd);
+    });
+  } finally {
+    closeSync(fd);
+  }
+}
+
+async function sqliteFloor(dir: string): Promise<number[]> {
+  const db = new Database(join(dir, 'floors.db'));
+  try {
+    db.pragma('journal_mode = WAL');
+    db.pragma('synchronous = FULL');
+    db.exec('CREATE TABLE t (id INTEGER PRIMARY KEY, body BLOB)');
+    const insert = db.prepare('INSERT INTO t (body) VALUES (?)');
+    const body = Buffer.alloc(256, 0x5a);
+    return await timeEach(DISK_WARMUP, DISK_SAMPLES, () => insert.run(body));
+  } finally {
+    db.close();
+  }
+}
+
+/** Child side: an echo server of the given kind; its port goes to the parent over IPC. */
+function echoServer(kind: string): void {
+  if (kind === 'ws') {
+    const wss = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+    wss.on('connection', (ws) => ws.on('message', (data, isBinary) => ws.send(data, { binary: isBinary })));
+    wss.on('listening', () => process.send!({ port: (wss.address() as { port: number }).port }));
+  } else {
+    const server = createServer((sock) => {
+      sock.setNoDelay(true);
+      sock.on('data', (d) => sock.write(d));
+    });
+    server.listen(0, '127.0.0.1', () => process.send!({ port: (server.address() as { port: number }).port }));
+  }
+  // An orphaned echo server would keep the machine busy; die with the parent.
+  process.on('disconnect', () => process.exit(0));
+}
+
+async function startEcho(kind: 'ws' | 'tcp'): Promise<{ child: ChildProcess; port: number }> {
+  const child = fork(fileURLToPath(import.meta.url), ['--echo-server', kind], { stdio: 'inherit' });
+  const [msg] = (await once(child, 'message')) as [{ port: number }];
+  return { child, port: msg.port };
+}
+
+async function stopEcho(child: ChildProcess): Promise<void> {
+  const exited = once(child, 'exit');
+  child.kill('SIGKILL');
+  await exited;
+}
+
+async function wsFloor(): Promise<number[]> {
+  const { child, port } = await startEcho('ws');
+  try {
+    const ws = new WebSocket(`ws://127.0.0.1:${port}`);
+    await once(ws, 'open');
+    let resolve: () => void = () => {};
+    ws.on('message', () => resolve());
+    const payload = Buffer.alloc(RTT_BYTES, 0x5a);
+    const samples = await timeEach(RTT_WARMUP, RTT_SAMPLES, () => new Promise<void>((r) => {
+      resolve = r;
+      ws.send(payload);
+    }));
+    const closed = once(ws, 'close');
+    ws.close();
+    await closed;
+    return samples;
+  } finally {
+    await stopEcho(child);
+  }
+}
+
+async function tcpFloor(): Promise<number[]> {
+  const { child, port } = await startEcho('tcp');
+  try {
+    const sock: Socket = tcpConnect(port, '127.0.0.1');
+    await once(sock, 'connect');
+    sock.setNoDelay(true);
+    // TCP has no message boundaries: a round trip ends when all 300 bytes are back.
+    let pending = 0;
+    let resolve: () => void = () => {};
+    sock.on('data', (d) => {
+      pending -= d.length;
+      if (pending <= 0) resolve();
+    });
+    const payload = Buffer.alloc(RTT_BYTES, 0x5a);
+    const samples = await timeEach(RTT_WARMUP, RTT_SAMPLES, () => new Promise<void>((r) => {
+      resolve = r;
+      pending = RTT_BYTES;
+      sock.write(payload);
+    }));
+    sock.destroy();
+    return samples;
+  } finally {
+    await stopEcho(child);
+  }
+}
+
+async function main(): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'berth-floors-'));
+  let rows: Row[];
+  try {
+    rows = [
+      row('write 4 KiB + fdatasync', await syncFloor(dir, 'fdatasync', fdatasyncSync)),
+      row('write 4 KiB + fsync', await syncFloor(dir, 'fsync', fsyncSync)),
+      row('SQLite INSERT 256 B, WAL + synchronous=FULL (autocommit)', await sqliteFloor(dir)),
+      row(`WebSocket round trip ${RTT_BYTES} B, 2 processes, loopback`, await wsFloor()),
+      row(`TCP round trip ${RTT_BYTES} B, 2 processes, loopback, nodelay`, await tcpFloor()),
+    ];
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  const us = (n: number): string => n.toFixed(1);
+  const ceiling = (r: Row): string => `${Math.round(1e6 / r.p50).toLocaleString('en-US')} msgs/s`;
+  const [fdatasync, , sqlite, ws] = rows as [Row, Row, Row, Row, Row];
+  const md = [
+    `# Berth physical floors${quick ? ' (quick)' : ''}`,
+    '',
+    `${new Date().toISOString()}; ${cpus()[0]?.model ?? 'unknown CPU'} × ${cpus().length} CPUs, Node ${process.version}; files in ${tmpdir()}.`,
+    '',
+    '| what | p50 µs | p99 µs | samples |',
+    '| --- | ---: | ---: | ---: |',
+    ...rows.map((r) => `| ${r.what} | ${us(r.p50)} | ${us(r.p99)} | ${r.n} |`),
+    '',
+    `- fdatasync / SQLite FULL commit: a publish confirmed one at a time (w2) waits for at least one of these: ` +
+      `one-at-a-time publish rate ≤ 1e6 / p50 per second — ≤ ${ceiling(fdatasync)} (fdatasync), ≤ ${ceiling(sqlite)} (SQLite FULL commit).`,
+    `- WebSocket round trip: a consumer at prefetch 1 (w3-p1) needs one round trip per message ` +
+      `(deliver → ack → next deliver): rate ≤ 1e6 / p50 — ≤ ${ceiling(ws)}.`,
+    '',
+  ].join('\n');
+  process.stdout.write(md);
+  const out = new URL('../../bench/results/', import.meta.url);
+  mkdirSync(out, { recursive: true });
+  writeFileSync(new URL('floors.md', out), md);
+}
+
+const echoAt = process.argv.indexOf('--echo-server');
+if (echoAt >= 0) {
+  echoServer(process.argv[echoAt + 1] ?? 'tcp');
+} else {
+  main().catch((err: unknown) => {
+    console.error(err);
+    process.exitCode = 1;
+  });
+}
