@@ -197,7 +197,7 @@ export class Connection implements ConnectionContext, SessionSink {
     }
     if (!this.#flushQueued) {
       this.#flushQueued = true;
-      queueMicrotask(() => this.#flush());
+      if (!this.engine.afterDispatch(this.#flushQueuedFrames)) queueMicrotask(this.#flushQueuedFrames);
     }
   }
 
@@ -219,6 +219,8 @@ export class Connection implements ConnectionContext, SessionSink {
     if (ref !== undefined) frame.ref = ref;
     this.send(frame);
   }
+
+  readonly #flushQueuedFrames = (): void => this.#flush();
 
   #flush(): void {
     this.#flushQueued = false;

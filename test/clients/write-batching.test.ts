@@ -144,3 +144,22 @@ describe('writeBatching', () => {
     await assert.rejects(connect(server.url, { writeBatching: 'never' as never }), { code: 'E_INVALID_ARGUMENT', message: /"writeBatching" must be 'microtask' or 'turn'/ });
   });
 });
+
+describe("the broker's writes", () => {
+  it("sends an ack's ok in the same WebSocket message as the delivery the ack made room for", async (t) => {
+    const { conn, wire, stats } = await setup(t);
+    await conn.assertQueue('one-by-one');
+    await Promise.all(['a', 'b', 'c'].map((body) => conn.publish('one-by-one', body)));
+    const got: string[] = [];
+    await conn.consume('one-by-one', (m) => void got.push(m.text()), { prefetch: 1 });
+    await waitFor(() => got.length === 3 && stats('one-by-one').stats.acked === 3, { what: 'three delivered and acked' });
+    const acks = framesOf(wire.sent, 'ack') as Array<Frame & { ref: number }>;
+    assert.equal(acks.length, 3);
+    // The first two acks each freed the window for the next message: one message carries both.
+    for (const ack of acks.slice(0, 2)) {
+      await waitFor(() => wire.received.some((frames) => frames.some((f) => f.type === 'ok' && f.ref === ack.ref)), { what: `ok ${ack.ref}` });
+      const message = wire.received.find((frames) => frames.some((f) => f.type === 'ok' && f.ref === ack.ref))!;
+      assert.deepEqual(message.map((f) => f.type).sort(), ['deliver', 'ok'], `the message with ok ${ack.ref}`);
+    }
+  });
+});
