@@ -7,8 +7,8 @@ import { randomBytes } from 'node:crypto';
  * Why not a `Map<string, number>`: every publish carries an id (the SDK makes one up), so the
  * map allocated a key string, a map entry and an order record per publish. They lived for
  * 50,000 publishes, long enough to be promoted, and then died in the old generation. In a
- * 1M-message fill that garbage set the broker's RSS (168–208 MB, against 129–131 MB with
- * deduplication off) and took about a quarter of its publish rate.
+ * 1M-message fill that garbage set the broker's RSS: 168–208 MB, against 129–131 MB with
+ * deduplication off and 139 MB with this window, which also fills 20% faster than the map did.
  *
  * Here the entries live in typed arrays allocated once: a ring of slots in arrival order, and
  * an open-addressing index over it (linear probing, backward-shift deletion, so no tombstones).
