@@ -199,6 +199,16 @@ describe('deduplication', () => {
     assert.equal(stats('once').stats.duplicates, 2);
   });
 
+  it('deduplicates ids of every length the protocol allows, told apart by their last character', async (t) => {
+    const { conn, stats } = await setup(t);
+    await conn.assertQueue('long-ids');
+    // 36 characters is a UUID; past 48 the broker keeps the id as a string rather than inline.
+    const ids = [36, 48, 49, 200].flatMap((length) => ['a', 'b'].map((last) => 'x'.repeat(length - 1) + last));
+    for (const messageId of ids) assert.deepEqual(await conn.publish('long-ids', messageId, { messageId }), { duplicate: false }, messageId);
+    for (const messageId of ids) assert.deepEqual(await conn.publish('long-ids', messageId, { messageId }), { duplicate: true }, messageId);
+    assert.equal(stats('long-ids').ready, ids.length);
+  });
+
   it('forgets the ids of a deleted queue, so a queue declared again under its name starts fresh', async (t) => {
     const { conn, stats } = await setup(t);
     await conn.assertQueue('again');
