@@ -39,16 +39,12 @@ type MessageRow = [
   priority: number,
   messageId: string | null,
   headers: string | null,
-  /** The body; in a dispatch read (`loadReady`), its length in bytes. */
-  body: Buffer | number,
+  body: Buffer,
   deliveryCount: number,
   publishedAt: number,
   expiresAt: number | null,
 ];
 const MESSAGE_COLUMNS = 'id, queue_id, seq, priority, message_id, headers, body, delivery_count, published_at, expires_at';
-/** The same columns with the body's length where the body goes: `loadReady` reads bodies apart. */
-const MESSAGE_COLUMNS_BODY_LENGTH = MESSAGE_COLUMNS.replace(' body,', ' length(body),');
-const NO_BYTES = Buffer.alloc(0);
 
 interface ResultRow {
   task_id: string;
@@ -68,8 +64,8 @@ function parseHeaders(json: string | null): MessageHeaders | null {
 }
 
 /** `deliveredThrough`: the lane mark of the row's queue and priority (0 for none). */
-function toRecord(row: MessageRow, deliveredThrough: number, body: Buffer): MessageRecord {
-  const [id, queueId, seq, priority, messageId, headers, , deliveryCount, publishedAt, expiresAt] = row;
+function toRecord(row: MessageRow, deliveredThrough: number): MessageRecord {
+  const [id, queueId, seq, priority, messageId, headers, body, deliveryCount, publishedAt, expiresAt] = row;
   return {
     id,
     queueId,
@@ -156,12 +152,6 @@ export function openSqliteStore(options: SqliteStoreOptions): Store {
     throw new Error(`SQLite refused synchronous=${durability} (reads back ${String(level)})`);
   }
   db.pragma('busy_timeout = 5000');
-  // loadReady joins bodies with a text function, which passes bytes through only in UTF-8.
-  const encoding = db.pragma('encoding', { simple: true });
-  if (encoding !== 'UTF-8') {
-    db.close();
-    throw new Error(`the database's text encoding is ${String(encoding)}; Berth's store needs UTF-8`);
-  }
   migrate(db);
 
   const stmt = {
@@ -201,18 +191,8 @@ export function openSqliteStore(options: SqliteStoreOptions): Store {
     delivered: db.prepare('UPDATE messages SET delivery_count = ? WHERE id = ?'),
     move: db.prepare('UPDATE messages SET queue_id = ?, seq = ?, state = 0, delivery_count = 0, expires_at = NULL, headers = ? WHERE id = ?'),
     loadReady: db
-      .prepare(`SELECT ${MESSAGE_COLUMNS_BODY_LENGTH} FROM messages WHERE queue_id = ? AND state = 0 AND priority = ? AND seq > ? ORDER BY seq LIMIT ?`)
+      .prepare(`SELECT ${MESSAGE_COLUMNS} FROM messages WHERE queue_id = ? AND state = 0 AND priority = ? AND seq > ? ORDER BY seq LIMIT ?`)
       .raw(true),
-    // The bodies of the same rows as one BLOB, cut into views by the lengths above: better-sqlite3
-    // allocates a Buffer per BLOB it returns, which was half the cost of reading a row back.
-    // group_concat copies a BLOB's bytes as they are (the database is UTF-8, so there is no
-    // conversion), and its ORDER BY fixes the order, which is otherwise arbitrary.
-    loadReadyBodies: db
-      .prepare(
-        `SELECT CAST(group_concat(body, x'' ORDER BY seq) AS BLOB) FROM
-           (SELECT seq, body FROM messages WHERE queue_id = ? AND state = 0 AND priority = ? AND seq > ? ORDER BY seq LIMIT ?)`,
-      )
-      .pluck(true),
     // An expired row counts as absent: ifAbsent and the terminal rule only look at live rows.
     insertResult: db.prepare(
       `INSERT INTO task_results (task_id, state, payload, updated_at, expires_at) VALUES (?, ?, ?, ?, ?)
@@ -354,24 +334,14 @@ export function openSqliteStore(options: SqliteStoreOptions): Store {
     },
     loadReady({ queueId, priority, afterSeq, limit }) {
       const mark = marks.get(markKey(queueId, priority)) ?? 0;
-      const rows = stmt.loadReady.all(queueId, priority, afterSeq, limit) as MessageRow[];
-      if (rows.length === 0) return [];
-      const bodies = (stmt.loadReadyBodies.get(queueId, priority, afterSeq, limit) as Buffer | null) ?? NO_BYTES;
-      let at = 0;
-      const records = rows.map((row) => {
-        const length = row[6] as number;
-        at += length;
-        return toRecord(row, mark, bodies.subarray(at - length, at));
-      });
-      if (at !== bodies.length) throw new Error(`loadReady: the bodies read (${bodies.length} bytes) are not the ${at} bytes their rows add up to`);
-      return records;
+      return (stmt.loadReady.all(queueId, priority, afterSeq, limit) as MessageRow[]).map((row) => toRecord(row, mark));
     },
     promoteDelayed({ now, limit }) {
       return db.transaction(() => {
         const rows = stmt.dueDelayed.all(now, limit) as MessageRow[];
         return rows.map((row) => {
           // A new seq is above every mark: the row's own count is the whole truth.
-          const record = toRecord(row, 0, row[6] as Buffer);
+          const record = toRecord(row, 0);
           record.seq = nextSeq++;
           stmt.promote.run(record.seq, record.id);
           return record;

@@ -177,4 +177,19 @@ describe('sqlite store on disk', () => {
     store.close();
     assert.doesNotThrow(() => store.close());
   });
+
+  it('reads back large and small bodies byte for byte, each in a buffer of its own', (t) => {
+    const { open } = setup(t);
+    const store = open();
+    const q = store.declareQueue('big', {}).queue;
+    const sizes = [300_000, 300_000, 300_000, 700_000, 1_500_000, 5, 0, 600_000];
+    const bodies = sizes.map((size, i) => Uint8Array.from({ length: size }, (_, j) => (j * 31 + i) & 0xff));
+    store.write({ ...emptyBatch(), enqueue: bodies.map((body) => message(q.id, { body })) });
+    const read = store.loadReady({ queueId: q.id, priority: 0, afterSeq: 0, limit: 100 });
+    assert.deepEqual(read.map((m) => m.body.length), sizes);
+    for (let i = 0; i < sizes.length; i++) assert.ok(Buffer.from(read[i]!.body).equals(Buffer.from(bodies[i]!)), `body ${i}`);
+    const small = read[5]!.body;
+    // A body that shared its memory with its page would keep the whole page alive while unacked.
+    assert.ok(small.byteLength < 1024 && small.buffer.byteLength < 64 * 1024, 'a small body does not keep its page alive');
+  });
 });
