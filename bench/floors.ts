@@ -19,6 +19,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { WebSocket, WebSocketServer } from 'ws';
+import { percentileSorted } from './lib/util.js';
 
 const quick = process.argv.includes('--quick');
 const DISK_SAMPLES = quick ? 200 : 2000;
@@ -29,13 +30,9 @@ const RTT_BYTES = 300;
 
 interface Row { what: string; p50: number; p99: number; n: number }
 
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
-}
-
 function row(what: string, samples: number[]): Row {
   const sorted = [...samples].sort((a, b) => a - b);
-  return { what, p50: percentile(sorted, 50), p99: percentile(sorted, 99), n: sorted.length };
+  return { what, p50: percentileSorted(sorted, 50), p99: percentileSorted(sorted, 99), n: sorted.length };
 }
 
 /** Runs `op` warmup + samples times; returns the timed samples in µs. */
