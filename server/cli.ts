@@ -17,6 +17,7 @@ serve options:
   --host <addr>             interface to listen on            (default ${DEFAULTS.host}, env BERTH_HOST)
   --port <n>                port; 0 picks a free one           (default ${DEFAULTS.port}, env BERTH_PORT)
   --data <dir>              folder for berth.db                (default ${DEFAULTS.dataDir}, env BERTH_DATA)
+                            held by one broker at a time
   --durability <mode>       full: fsync before each confirm    (default ${DEFAULTS.durability}, env BERTH_DURABILITY)
                             normal: survives kill -9, not power loss
   --token <secret>          require this token from clients    (env BERTH_TOKEN)

@@ -4,7 +4,10 @@
  * same data every confirmed message is delivered.
  */
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import { connect } from '../../clients/index.js';
 import { spawnServer, tempDir, waitFor } from '../helpers/server.js';
 
@@ -122,5 +125,45 @@ describe('kill -9 with messages in every state', () => {
     );
     assert.deepEqual(dead, { reason: 'rejected', error: 'bad input' });
     assert.equal(got.length, 2);
+  });
+});
+
+describe('one broker per data directory', () => {
+  it('refuses a second berth serve on data a running broker holds, and takes it over after that one is killed', async (t) => {
+    const dataDir = tempDir(t);
+    const first = await spawnServer(dataDir);
+    t.after(() => first.child.kill('SIGKILL'));
+    const conn = await connect(first.url, { reconnect: false });
+    await conn.assertQueue('owned');
+    await conn.publish('owned', 'confirmed before the second start');
+
+    const cli = fileURLToPath(new URL('../../bin/berth.js', import.meta.url));
+    const second = spawn(process.execPath, [cli, 'serve', '--port', '0', '--data', dataDir], { stdio: ['ignore', 'pipe', 'pipe'] });
+    t.after(() => second.kill('SIGKILL'));
+    let stderr = '';
+    second.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    // It must exit; a second broker that starts listening on the same data fails the test at once.
+    const outcome = await new Promise<number | string | null>((resolve) => {
+      second.stdout.on('data', (d: Buffer) => {
+        if (d.toString().includes('broker listening')) resolve('listening');
+      });
+      void once(second, 'exit').then(([code]) => resolve(code as number | null));
+    });
+    assert.equal(outcome, 2);
+    assert.match(stderr, /berth\.db is in use by another process \(another broker on the same data directory\?\)/);
+
+    // The first broker was not disturbed; once it is gone the data opens again, message and all.
+    await conn.publish('owned', 'confirmed after');
+    first.child.kill('SIGKILL');
+    await first.exited;
+    await conn.closed;
+    const third = await spawnServer(dataDir);
+    t.after(() => third.child.kill('SIGKILL'));
+    const again = await connect(third.url);
+    t.after(() => again.close());
+    const got: string[] = [];
+    await again.consume('owned', (m) => void got.push(m.text()));
+    await waitFor(() => got.length === 2, { what: 'both confirmed messages' });
+    assert.deepEqual(got, ['confirmed before the second start', 'confirmed after']);
   });
 });

@@ -171,6 +171,26 @@ describe('sqlite store on disk', () => {
     assert.equal(existsSync(path), true);
   });
 
+  it('refuses a second opener of the same file at once, with the path in the message, until the first closes', (t) => {
+    const { open, path } = setup(t);
+    const first = open();
+    const q = first.declareQueue('held', {}).queue;
+    first.write({ ...emptyBatch(), enqueue: [message(q.id, { messageId: 'kept' })] });
+    const started = Date.now();
+    assert.throws(() => open(), (err: Error) => {
+      assert.equal(err.message, `${path} is in use by another process (another broker on the same data directory?)`);
+      assert.equal((err.cause as { code?: string }).code, 'SQLITE_BUSY');
+      return true;
+    });
+    assert.ok(Date.now() - started < 1000, 'the refusal does not wait for a busy timeout');
+    // The refused opener changed nothing: the holder still reads and writes.
+    first.write({ ...emptyBatch(), enqueue: [message(q.id, { messageId: 'after' })] });
+    first.close();
+    const second = open();
+    const ids = second.loadReady({ queueId: q.id, priority: 0, afterSeq: 0, limit: 10 }).map((m) => m.messageId);
+    assert.deepEqual(ids, ['kept', 'after']);
+  });
+
   it('close is idempotent', (t) => {
     const { open } = setup(t);
     const store = open();
