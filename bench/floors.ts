@@ -4,7 +4,11 @@
  *   - fdatasync / fsync of a 4 KiB append, and a SQLite autocommit INSERT with
  *     journal_mode=WAL + synchronous=FULL (what one confirmed publish must wait for);
  *   - a 300-byte round trip between two Node processes over loopback, on a
- *     WebSocket (ws) and on a raw TCP socket (what one prefetch-1 delivery must wait for).
+ *     WebSocket (ws) and on a raw TCP socket (what one prefetch-1 delivery must wait for);
+ *   - the same WebSocket round trip with the echo process polling its socket instead
+ *     of sleeping (what `berth serve --busy-poll-us` buys: the difference is the kernel
+ *     wake-up of a sleeping process), and fdatasync while another process polls (what
+ *     it may cost a commit on a virtual machine).
  * Each row: p50, p99 and sample count, in µs. Prints a markdown table and writes
  * bench/results/floors.md. Run: `npm run build && node dist/bench/floors.js [--quick]`.
  */
@@ -77,7 +81,8 @@ async function sqliteFloor(dir: string): Promise<number[]> {
 
 /** Child side: an echo server of the given kind; its port goes to the parent over IPC. */
 function echoServer(kind: string): void {
-  if (kind === 'ws') {
+  if (kind === 'ws-poll') keepPolling();
+  if (kind === 'ws' || kind === 'ws-poll') {
     const wss = new WebSocketServer({ host: '127.0.0.1', port: 0 });
     wss.on('connection', (ws) => ws.on('message', (data, isBinary) => ws.send(data, { binary: isBinary })));
     wss.on('listening', () => process.send!({ port: (wss.address() as { port: number }).port }));
@@ -92,7 +97,15 @@ function echoServer(kind: string): void {
   process.on('disconnect', () => process.exit(0));
 }
 
-async function startEcho(kind: 'ws' | 'tcp'): Promise<{ child: ChildProcess; port: number }> {
+/** An event loop that never sleeps: a pending immediate makes libuv poll with a zero timeout. */
+function keepPolling(): void {
+  const poll = (): void => {
+    setImmediate(poll);
+  };
+  poll();
+}
+
+async function startEcho(kind: 'ws' | 'ws-poll' | 'tcp'): Promise<{ child: ChildProcess; port: number }> {
   const child = fork(fileURLToPath(import.meta.url), ['--echo-server', kind], { stdio: 'inherit' });
   const [msg] = (await once(child, 'message')) as [{ port: number }];
   return { child, port: msg.port };
@@ -104,8 +117,8 @@ async function stopEcho(child: ChildProcess): Promise<void> {
   await exited;
 }
 
-async function wsFloor(): Promise<number[]> {
-  const { child, port } = await startEcho('ws');
+async function wsFloor(kind: 'ws' | 'ws-poll' = 'ws'): Promise<number[]> {
+  const { child, port } = await startEcho(kind);
   try {
     const ws = new WebSocket(`ws://127.0.0.1:${port}`);
     await once(ws, 'open');
@@ -151,6 +164,17 @@ async function tcpFloor(): Promise<number[]> {
   }
 }
 
+/** Runs `measure` while a second process keeps its event loop polling. */
+async function whilePolling<T>(measure: () => Promise<T>): Promise<T> {
+  const child = fork(fileURLToPath(import.meta.url), ['--poll'], { stdio: 'inherit' });
+  await once(child, 'message');
+  try {
+    return await measure();
+  } finally {
+    await stopEcho(child);
+  }
+}
+
 async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'berth-floors-'));
   let rows: Row[];
@@ -161,13 +185,15 @@ async function main(): Promise<void> {
       row('SQLite INSERT 256 B, WAL + synchronous=FULL (autocommit)', await sqliteFloor(dir)),
       row(`WebSocket round trip ${RTT_BYTES} B, 2 processes, loopback`, await wsFloor()),
       row(`TCP round trip ${RTT_BYTES} B, 2 processes, loopback, nodelay`, await tcpFloor()),
+      row(`WebSocket round trip ${RTT_BYTES} B, 2 processes, loopback, echo process polling`, await wsFloor('ws-poll')),
+      row('write 4 KiB + fdatasync, while another process polls', await whilePolling(() => syncFloor(dir, 'fdatasync-polled', fdatasyncSync))),
     ];
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
   const us = (n: number): string => n.toFixed(1);
   const ceiling = (r: Row): string => `${Math.round(1e6 / r.p50).toLocaleString('en-US')} msgs/s`;
-  const [fdatasync, , sqlite, ws] = rows as [Row, Row, Row, Row, Row];
+  const [fdatasync, , sqlite, ws, , wsPolled, fdatasyncPolled] = rows as [Row, Row, Row, Row, Row, Row, Row];
   const md = [
     `# Berth physical floors${quick ? ' (quick)' : ''}`,
     '',
@@ -181,6 +207,9 @@ async function main(): Promise<void> {
       `one-at-a-time publish rate ≤ 1e6 / p50 per second — ≤ ${ceiling(fdatasync)} (fdatasync), ≤ ${ceiling(sqlite)} (SQLite FULL commit).`,
     `- WebSocket round trip: a consumer at prefetch 1 (w3-p1) needs one round trip per message ` +
       `(deliver → ack → next deliver): rate ≤ 1e6 / p50 — ≤ ${ceiling(ws)}.`,
+    `- Wake-up: with the echo process polling instead of sleeping the round trip takes ${us(wsPolled.p50)} µs, not ${us(ws.p50)}: ` +
+      `the ${us(ws.p50 - wsPolled.p50)} µs between them is the kernel waking a sleeping process, which \`--busy-poll-us\` saves the broker's side of each round trip.`,
+    `- Polling's cost to a commit: fdatasync takes ${us(fdatasyncPolled.p50)} µs while another process polls, ${us(fdatasync.p50)} µs otherwise.`,
     '',
   ].join('\n');
   process.stdout.write(md);
@@ -192,6 +221,10 @@ async function main(): Promise<void> {
 const echoAt = process.argv.indexOf('--echo-server');
 if (echoAt >= 0) {
   echoServer(process.argv[echoAt + 1] ?? 'tcp');
+} else if (process.argv.includes('--poll')) {
+  keepPolling();
+  process.send!({ polling: true });
+  process.on('disconnect', () => process.exit(0));
 } else {
   main().catch((err: unknown) => {
     console.error(err);

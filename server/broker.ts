@@ -9,6 +9,7 @@ import type { Logger } from 'pino';
 import { WebSocketServer } from 'ws';
 import { BrokerError } from '../protocol/index.js';
 import { openSqliteStore, type Store } from '../storage/index.js';
+import { BusyPoll } from './busy-poll.js';
 import { CloseCode, Connection } from './connection.js';
 import { Engine } from './engine/engine.js';
 import { createLogger } from './logger.js';
@@ -46,7 +47,8 @@ export async function startBroker(input: Partial<BrokerOptions> = {}): Promise<B
     maxResultWaiters: options.maxResultWaiters,
   });
   const connections = new Set<Connection>();
-  const registry = createMetrics(engine, () => connections.size);
+  const busyPoll = new BusyPoll(options.busyPollUs);
+  const registry = createMetrics(engine, () => connections.size, busyPoll);
 
   // Request logs are at info; keep HTTP quiet unless something goes wrong.
   const app = fastify({ loggerInstance: log.child({ component: 'http' }, { level: 'warn' }) });
@@ -88,7 +90,7 @@ export async function startBroker(input: Partial<BrokerOptions> = {}): Promise<B
     }
     wss.handleUpgrade(req, socket, head, (ws) => {
       const id = randomUUID();
-      const conn = new Connection({ id, ws, engine, options, log: log.child({ connId: id }) });
+      const conn = new Connection({ id, ws, engine, options, busyPoll, log: log.child({ connId: id }) });
       connections.add(conn);
       ws.on('close', () => connections.delete(conn));
     });
@@ -118,6 +120,7 @@ export async function startBroker(input: Partial<BrokerOptions> = {}): Promise<B
   const close = (): Promise<void> => {
     closing ??= (async () => {
       if (heartbeat !== null) clearInterval(heartbeat);
+      busyPoll.close();
       for (const conn of connections) conn.close(CloseCode.goingAway, 'E_SHUTTING_DOWN', 'broker is shutting down');
       engine.close();
       for (const ws of wss.clients) ws.terminate();

@@ -23,6 +23,8 @@ serve options:
   --token <secret>          require this token from clients    (env BERTH_TOKEN)
   --heartbeat-ms <n>        heartbeat interval, 0 = off        (default ${DEFAULTS.heartbeatMs})
   --max-body-bytes <n>      largest message body               (default ${DEFAULTS.maxBodyBytes})
+  --busy-poll-us <n>        poll sockets this long after work  (default ${DEFAULTS.busyPollUs}, env BERTH_BUSY_POLL_US)
+                            before sleeping; 0 = off (saves CPU, adds a wake-up per round trip)
   --log-level <level>       fatal|error|warn|info|debug|trace  (default info, env BERTH_LOG_LEVEL)
 
 Endpoints on the same port: ws://host:port (protocol), /healthz, /metrics, /api/queues.
@@ -49,6 +51,7 @@ export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv): Partial<
       token: { type: 'string' },
       'heartbeat-ms': { type: 'string' },
       'max-body-bytes': { type: 'string' },
+      'busy-poll-us': { type: 'string' },
       'log-level': { type: 'string' },
     },
   });
@@ -70,6 +73,8 @@ export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv): Partial<
     out.maxBodyBytes = maxBodyBytes;
     out.maxFrameBytes = Math.max(DEFAULTS.maxFrameBytes, maxBodyBytes + DEFAULTS.maxHeaderBytes + 9);
   }
+  const busyPollUs = intOption('busy-poll-us', values['busy-poll-us'] ?? env.BERTH_BUSY_POLL_US);
+  if (busyPollUs !== undefined) out.busyPollUs = busyPollUs;
   return out;
 }
 

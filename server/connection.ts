@@ -19,6 +19,7 @@ import {
   type Frame,
   type FrameOf,
 } from '../protocol/index.js';
+import type { BusyPoll } from './busy-poll.js';
 import type { Delivery, Engine, EngineSession, SessionSink } from './engine/engine.js';
 import { handlers } from './handlers/index.js';
 import type { BrokerOptions } from './options.js';
@@ -62,6 +63,7 @@ export class Connection implements ConnectionContext, SessionSink {
   #session: EngineSession | null = null;
   readonly #ws: WebSocket;
   readonly #options: Readonly<BrokerOptions>;
+  readonly #busyPoll: BusyPoll;
   readonly #limits: DecodeLimits;
   readonly #writer = new FrameWriter();
   #flushQueued = false;
@@ -73,11 +75,12 @@ export class Connection implements ConnectionContext, SessionSink {
   lastReceivedAt: number;
   lastSentAt: number;
 
-  constructor(params: { id: string; ws: WebSocket; engine: Engine; options: Readonly<BrokerOptions>; log: Logger }) {
+  constructor(params: { id: string; ws: WebSocket; engine: Engine; options: Readonly<BrokerOptions>; busyPoll: BusyPoll; log: Logger }) {
     this.id = params.id;
     this.#ws = params.ws;
     this.engine = params.engine;
     this.#options = params.options;
+    this.#busyPoll = params.busyPoll;
     this.log = params.log;
     this.#limits = { maxBodyBytes: params.options.maxBodyBytes, maxHeaderBytes: params.options.maxHeaderBytes };
     this.lastReceivedAt = this.lastSentAt = params.options.clock();
@@ -128,6 +131,9 @@ export class Connection implements ConnectionContext, SessionSink {
       this.#handshake(frame);
       return;
     }
+    if (frame.type === 'heartbeat') return;
+    // A client that sent work is likely to send more soon: poll for it rather than sleep.
+    this.#busyPoll.touch();
     if (!CLIENT_FRAME_TYPES.has(frame.type) || frame.type === 'hello') {
       this.#sendError(refOf(frame), 'E_FRAME_UNEXPECTED', `${frame.type} is not accepted from a client here`);
       return;
@@ -242,6 +248,8 @@ export class Connection implements ConnectionContext, SessionSink {
     if (m.priority !== 0) json += `,"priority":${m.priority}`;
     this.#writer.pushJson('deliver', `${json}}`, m.body);
     this.#afterPush();
+    // An ack, or the next pull, answers a delivery: poll for it rather than sleep.
+    this.#busyPoll.touch();
   }
 
   /** `{"consumerTag":…,"queue":…,` for a consumer, kept while its tag names the same queue. */
@@ -257,6 +265,8 @@ export class Connection implements ConnectionContext, SessionSink {
 
   confirm(upTo: number, duplicates: number[]): void {
     this.send(duplicates.length === 0 ? { type: 'confirm', upTo } : { type: 'confirm', upTo, duplicates });
+    // A producer waiting for this confirm publishes next.
+    this.#busyPoll.touch();
   }
 
   publishFailed(seq: number, error: BrokerError): void {

@@ -4,6 +4,7 @@
  * and the hot path pays nothing for metrics.
  */
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
+import type { BusyPoll } from './busy-poll.js';
 import type { Engine, QueueStats } from './engine/engine.js';
 
 const COUNTERS: Array<[keyof QueueStats, string, string]> = [
@@ -21,7 +22,7 @@ const COUNTERS: Array<[keyof QueueStats, string, string]> = [
   ['revoked', 'berth_messages_revoked_total', 'Messages removed without delivery because their task was revoked.'],
 ];
 
-export function createMetrics(engine: Engine, connections: () => number): Registry {
+export function createMetrics(engine: Engine, connections: () => number, busyPoll: BusyPoll): Registry {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
   const gauge = (name: string, help: string, read: (q: ReturnType<Engine['queueStats']>[number]) => number): void => {
@@ -75,6 +76,15 @@ export function createMetrics(engine: Engine, connections: () => number): Regist
     registers: [registry],
     collect() {
       this.set(connections());
+    },
+  });
+  new Counter({
+    name: 'berth_busy_poll_seconds_total',
+    help: 'Wall time the event loop spent polling sockets instead of sleeping after work (busyPollUs), in ended runs.',
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(busyPoll.polledSeconds);
     },
   });
   return registry;
