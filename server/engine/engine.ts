@@ -66,6 +66,15 @@ export const PRIORITY_LEVELS = 10;
 /** Delayed messages promoted per store call. */
 const PROMOTE_BATCH = 1000;
 /**
+ * A batch of acks and delivery marks only (no publish, move, delay or task state) waits this
+ * long for more before it commits. It confirms nothing and needs no fsync, and a crash that
+ * undoes it only redelivers, which at-least-once allows; committing per turn instead costs a
+ * prefetch-1 consumer one WAL transaction, about 35 µs, per message.
+ */
+export const ACK_COMMIT_DELAY_MS = 1;
+/** An ack-only batch commits at once when it holds this many rows. */
+const ACK_COMMIT_MAX_ROWS = 4096;
+/**
  * Message ids remembered across all queues, whatever the windows: bounds memory (about 7 MB,
  * typed arrays allocated once) and the restart read-back. The SDK resends at most its
  * unconfirmed window (10,000 by default) after a reconnect, so this covers several producers.
@@ -349,6 +358,8 @@ export class Engine {
   #pendingMoves: PendingMove[] = [];
   #dirty = new Set<QueueState>();
   #flushScheduled = false;
+  /** Set while an ack-only batch waits for {@link ACK_COMMIT_DELAY_MS}. */
+  #ackCommitTimer: NodeJS.Timeout | null = null;
   /** Front-end flushes waiting for the dispatch of the flush scheduled this turn. */
   #afterDispatch: Array<() => void> = [];
   #closed = false;
@@ -1096,12 +1107,43 @@ export class Engine {
     // Front ends send what the first dispatch produced in microtasks queued during it; the
     // commit is queued after them, so those deliveries leave before the commit blocks.
     queueMicrotask(() => {
-      this.#commitNow();
+      if (this.#ackOnlyBatch()) this.#deferAckCommit();
+      else this.#commitNow();
       this.#dispatchDirty();
     });
   }
 
+  /** True when the pending batch holds acks and delivery marks only, and not too many of them. */
+  #ackOnlyBatch(): boolean {
+    const b = this.#batch;
+    return (
+      this.#pendingPublishes.length === 0 &&
+      this.#pendingGets.length === 0 &&
+      this.#pendingMoves.length === 0 &&
+      this.#pendingResults.length === 0 &&
+      b.enqueue.length === 0 &&
+      b.move.length === 0 &&
+      b.delay.length === 0 &&
+      b.results.length === 0 &&
+      b.remove.length + b.delivered.length < ACK_COMMIT_MAX_ROWS
+    );
+  }
+
+  #deferAckCommit(): void {
+    if (this.#ackCommitTimer !== null || isBatchEmpty(this.#batch) || this.#closed) return;
+    this.#ackCommitTimer = setTimeout(() => {
+      this.#ackCommitTimer = null;
+      this.#commitNow();
+      this.#dispatchDirty();
+    }, ACK_COMMIT_DELAY_MS);
+  }
+
+  /** Commits everything pending now, deferred acks included. */
   #commitNow(): void {
+    if (this.#ackCommitTimer !== null) {
+      clearTimeout(this.#ackCommitTimer);
+      this.#ackCommitTimer = null;
+    }
     const batch = this.#batch;
     if (isBatchEmpty(batch) && this.#pendingPublishes.length === 0 && this.#pendingGets.length === 0) return;
     const publishes = this.#pendingPublishes;
@@ -1221,7 +1263,11 @@ export class Engine {
     const dirty = this.#dirty;
     this.#dirty = new Set();
     for (const queue of dirty) if (!queue.deleted) this.#dispatch(queue);
-    if (!isBatchEmpty(this.#batch)) this.#scheduleFlush();
+    // What dispatch wrote (delivery marks) commits next turn, or with the deferred acks.
+    if (!isBatchEmpty(this.#batch)) {
+      if (this.#ackOnlyBatch()) this.#deferAckCommit();
+      else this.#scheduleFlush();
+    }
     this.#armTimer();
   }
 
