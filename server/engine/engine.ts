@@ -71,7 +71,7 @@ const PROMOTE_BATCH = 1000;
  * undoes it only redelivers, which at-least-once allows; committing per turn instead costs a
  * prefetch-1 consumer one WAL transaction, about 35 µs, per message.
  */
-export const ACK_COMMIT_DELAY_MS = 1;
+const ACK_COMMIT_DELAY_MS = 1;
 /** An ack-only batch commits at once when it holds this many rows. */
 const ACK_COMMIT_MAX_ROWS = 4096;
 /**
