@@ -1136,6 +1136,8 @@ export class Engine {
       this.#commitNow();
       this.#dispatchDirty();
     }, ACK_COMMIT_DELAY_MS);
+    // Unref'd like every engine timer: close() commits what it was waiting for.
+    this.#ackCommitTimer.unref();
   }
 
   /** Commits everything pending now, deferred acks included. */
