@@ -227,6 +227,8 @@ interface Lane {
   /** This lane's entry in `markBatch.deliveredThrough`, raised in place while that batch is open. */
   mark: DeliveredThrough | null;
   markBatch: WriteBatch | null;
+  /** Whether the lane waits in `readAheadLanes` for a top-up after this turn's deliveries left. */
+  readAheadQueued: boolean;
 }
 
 interface QueueState {
@@ -362,6 +364,8 @@ export class Engine {
   #ackCommitTimer: NodeJS.Timeout | null = null;
   /** Front-end flushes waiting for the dispatch of the flush scheduled this turn. */
   #afterDispatch: Array<() => void> = [];
+  /** Lanes below half full with more on disk, topped up once this turn's deliveries have left. */
+  #readAheadLanes: Array<{ queue: QueueState; lane: Lane; priority: number }> = [];
   #closed = false;
 
   /** Earliest ready time of a delayed message (store and current batch), or null. */
@@ -432,7 +436,7 @@ export class Engine {
 
   #addQueue(record: QueueRecord): QueueState {
     const lanes: Lane[] = [];
-    for (let p = 0; p < PRIORITY_LEVELS; p++) lanes.push({ buffer: new Deque(), cursor: 0, diskHasMore: false, deliveredThrough: 0, mark: null, markBatch: null });
+    for (let p = 0; p < PRIORITY_LEVELS; p++) lanes.push({ buffer: new Deque(), cursor: 0, diskHasMore: false, deliveredThrough: 0, mark: null, markBatch: null, readAheadQueued: false });
     const options = queueOptionsFromStore(record.options);
     const rate = rateOf(options);
     const queue: QueueState = {
@@ -1110,6 +1114,7 @@ export class Engine {
       if (this.#ackOnlyBatch()) this.#deferAckCommit();
       else this.#commitNow();
       this.#dispatchDirty();
+      this.#readAhead();
     });
   }
 
@@ -1447,16 +1452,46 @@ export class Engine {
       const lane = queue.lanes[p]!;
       if (lane.buffer.length === 0 && lane.diskHasMore) this.#refill(queue, lane, p);
       const message = lane.buffer.popFront();
-      if (message !== undefined) return message;
+      if (message === undefined) continue;
+      if (lane.diskHasMore && !lane.readAheadQueued && lane.buffer.length < this.#laneBufferSize >> 1) {
+        lane.readAheadQueued = true;
+        this.#readAheadLanes.push({ queue, lane, priority: p });
+      }
+      return message;
     }
     return undefined;
   }
 
+  /** Reads the lane's next rows from disk until its buffer is full again (or the disk has no more). */
   #refill(queue: QueueState, lane: Lane, priority: number): void {
-    const rows = this.#store.loadReady({ queueId: queue.id, priority, afterSeq: lane.cursor, limit: this.#laneBufferSize });
+    const limit = this.#laneBufferSize - lane.buffer.length;
+    if (limit <= 0) return;
+    const rows = this.#store.loadReady({ queueId: queue.id, priority, afterSeq: lane.cursor, limit });
     for (const row of rows) lane.buffer.pushBack(row);
     if (rows.length > 0) lane.cursor = rows[rows.length - 1]!.seq;
-    lane.diskHasMore = rows.length === this.#laneBufferSize;
+    lane.diskHasMore = rows.length === limit;
+  }
+
+  /**
+   * Tops up the lanes that fell below half full during this turn's dispatch. It runs after the
+   * turn's deliveries were written, so the read (about 1 µs a row) overlaps with consumers
+   * working on them. Without it a lane read back from disk ran empty first, and a whole buffer's
+   * read sat between the acks arriving and the next deliveries leaving.
+   */
+  #readAhead(): void {
+    if (this.#readAheadLanes.length === 0) return;
+    const lanes = this.#readAheadLanes;
+    this.#readAheadLanes = [];
+    for (const { queue, lane, priority } of lanes) {
+      lane.readAheadQueued = false;
+      if (this.#closed || queue.deleted || !lane.diskHasMore) continue;
+      try {
+        this.#refill(queue, lane, priority);
+      } catch (err) {
+        // The lane refills when it runs empty, as without read-ahead; that read reports its own failure.
+        this.#log.error({ err, queue: queue.name }, 'read-ahead failed');
+      }
+    }
   }
 
   // ---- the timer: leases, delays, rate limits --------------------------------
