@@ -9,6 +9,7 @@ import type { TaskState } from '../../protocol/index.js';
 import { TaskError, TaskFailedError, type SerializedError } from './errors.js';
 import { resolveTaskOptions, type ResolvedTaskOptions, type TaskOptions } from './options.js';
 import { createRouter, type Route, type Routes } from './routes.js';
+import { newTaskId } from './task-id.js';
 import { decodeJson, encodeJson, TaskHeader, type ResultPayload, type Signature, type TaskBody } from './wire.js';
 import { createWorker, type Worker, type WorkerOptions } from './worker.js';
 
@@ -284,7 +285,7 @@ class TaskApp implements App {
     const route = this.#router.route(name);
     const queue = options.queue ?? route?.queue ?? task?.options.queue ?? this.defaultQueue;
     const priority = options.priority ?? route?.priority ?? task?.options.priority;
-    const taskId = options.taskId ?? crypto.randomUUID();
+    const taskId = options.taskId ?? newTaskId();
     const ignoreResult = options.ignoreResult ?? (task?.options ?? this.resolvedDefaults).ignoreResult;
     const eta = etaOf(options);
     const headers: Record<string, string | number | boolean> = {
@@ -399,7 +400,7 @@ class TaskApp implements App {
 /** The context of a task called directly with `task.call()`: no broker, no retries. */
 function localContext(name: string): TaskContext {
   return {
-    id: crypto.randomUUID(),
+    id: newTaskId(),
     name,
     retries: 0,
     deliveryCount: 0,
