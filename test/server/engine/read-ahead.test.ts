@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { describe, it, type TestContext } from 'node:test';
 import { pino } from 'pino';
-import { Engine, type Delivery, type EngineSession, type SessionSink } from '../../../server/engine/engine.js';
+import { Engine, type Delivery, type EngineSession } from '../../../server/engine/engine.js';
+import { recordingSink } from '../../helpers/engine.js';
 import { openSqliteStore, type Store } from '../../../storage/index.js';
 import { tempDir, waitFor } from '../../helpers/server.js';
 
@@ -26,18 +27,8 @@ function setup(t: TestContext): { engine: Engine; session: EngineSession; delive
     engine.close();
     store.close();
   });
-  const deliveries: Delivery[] = [];
-  let upTo = 0;
-  const sink: SessionSink = {
-    deliver: (d) => deliveries.push(d),
-    confirm: (n) => {
-      upTo = n;
-    },
-    publishFailed: (seq, error) => assert.fail(`publish ${seq} failed: ${error.message}`),
-    consumerCancelled: () => {},
-    revoked: () => {},
-  };
-  return { engine, session: engine.openSession('s1', sink), deliveries, reads, confirmedUpTo: () => upTo };
+  const { sink, deliveries, confirmedUpTo } = recordingSink();
+  return { engine, session: engine.openSession('s1', sink), deliveries, reads, confirmedUpTo };
 }
 
 const text = new TextDecoder();
