@@ -36,6 +36,7 @@ const HELP = `npm run bench [-- options]
   --nats <host:port>   NATS with JetStream (default 127.0.0.1:4222)
   --out <dir>          where latest.md / latest.json go (default bench/results)
   --profile-berth <dir>  run berth serve with --cpu-prof, profiles written to <dir>
+  --profile-clients <dir>  run every client process (cell) with --cpu-prof, profiles written to <dir>
 `;
 
 function parseOptions(): {
@@ -48,6 +49,7 @@ function parseOptions(): {
   nats: string;
   out: string;
   profileDir: string | null;
+  clientProfileDir: string | null;
 } {
   const { values } = parseArgs({
     args: process.argv.slice(2),
@@ -62,6 +64,7 @@ function parseOptions(): {
       nats: { type: 'string', default: '127.0.0.1:4222' },
       out: { type: 'string', default: RESULTS_DIR },
       'profile-berth': { type: 'string' },
+      'profile-clients': { type: 'string' },
       help: { type: 'boolean', default: false },
     },
   });
@@ -87,6 +90,7 @@ function parseOptions(): {
     nats: values.nats,
     out: values.out,
     profileDir: values['profile-berth'] ?? null,
+    clientProfileDir: values['profile-clients'] ?? null,
   };
 }
 
@@ -97,11 +101,13 @@ const log = (line: string): void => {
 // ---- running one cell ----------------------------------------------------------------
 
 let currentCell: ChildProcess | null = null;
+/** Node options of every cell process (`--profile-clients`). */
+let cellExecArgv: string[] = [];
 
 function runCell(job: CellJob, onRestart: () => Promise<ToCell>): Promise<CellResult> {
   const started = performance.now();
   return new Promise<CellResult>((resolve) => {
-    const child = fork(CELL, [], { stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
+    const child = fork(CELL, [], { stdio: ['ignore', 'pipe', 'pipe', 'ipc'], execArgv: cellExecArgv });
     currentCell = child;
     const output: string[] = [];
     const keep = (d: Buffer): void => {
@@ -192,6 +198,7 @@ async function main(): Promise<void> {
 
   // Services the bench owns: the durable Redis now, Berth per workload.
   const berthNodeArgs = opts.profileDir === null ? [] : ['--cpu-prof', `--cpu-prof-dir=${opts.profileDir}`];
+  if (opts.clientProfileDir !== null) cellExecArgv = ['--cpu-prof', `--cpu-prof-dir=${opts.clientProfileDir}`];
   let redis: RedisProcess | null = null;
   let berth: BerthProcess | null = null;
   let berthDir: string | null = null;
