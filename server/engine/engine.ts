@@ -328,6 +328,16 @@ interface PendingMove {
   headers: MessageHeaders;
 }
 
+/**
+ * The body itself when it fills most of its buffer, else a copy. A published body is a view into
+ * the WebSocket message it came in, up to 256 KiB of other frames; kept in a lane, or held unacked,
+ * it would keep all of them alive. 1,000 messages buffered on a queue without a consumer, published
+ * among 800,000 that were consumed, held 345 MB of the broker's memory that way.
+ */
+function ownBytes(body: Uint8Array): Uint8Array {
+  return body.buffer.byteLength > 2 * body.byteLength ? new Uint8Array(body) : body;
+}
+
 function newStats(): QueueStats {
   return {
     published: 0,
@@ -1243,6 +1253,7 @@ export class Engine {
     const lane = queue.lanes[message.priority]!;
     queue.ready++;
     if (!lane.diskHasMore && lane.buffer.length < this.#laneBufferSize) {
+      message.body = ownBytes(message.body);
       lane.buffer.pushBack(message);
       lane.cursor = message.seq;
     } else {
