@@ -331,8 +331,9 @@ interface PendingMove {
 /**
  * The body itself when it fills most of its buffer, else a copy. A published body is a view into
  * the WebSocket message it came in, up to 256 KiB of other frames; kept in a lane, or held unacked,
- * it would keep all of them alive. 1,000 messages buffered on a queue without a consumer, published
- * among 800,000 that were consumed, held 345 MB of the broker's memory that way.
+ * it would keep all of them alive: 1,000 messages buffered on a queue without a consumer, published
+ * among 800,000 that were consumed, left the broker at 424 MB of RSS, against 174 MB without them
+ * (190 MB with this copy).
  */
 function ownBytes(body: Uint8Array): Uint8Array {
   return body.buffer.byteLength > 2 * body.byteLength ? new Uint8Array(body) : body;
