@@ -1,7 +1,13 @@
-/** A session sink for engine tests that records deliveries and the highest confirm, and fails on a refused publish. */
+/** Engine test helpers: a session sink that records what it is sent, and an engine on a real SQLite file. */
 import assert from 'node:assert/strict';
-import type { Delivery, SessionSink } from '../../server/engine/engine.js';
+import { join } from 'node:path';
+import type { TestContext } from 'node:test';
+import { pino } from 'pino';
+import { Engine, type Delivery, type EngineSession, type SessionSink } from '../../server/engine/engine.js';
+import { openSqliteStore, type Store } from '../../storage/index.js';
+import { tempDir } from './server.js';
 
+/** A session sink that records deliveries and the highest confirm, and fails on a refused publish. */
 export function recordingSink(): { sink: SessionSink; deliveries: Delivery[]; confirmedUpTo: () => number } {
   const deliveries: Delivery[] = [];
   let upTo = 0;
@@ -15,4 +21,16 @@ export function recordingSink(): { sink: SessionSink; deliveries: Delivery[]; co
     revoked: () => {},
   };
   return { sink, deliveries, confirmedUpTo: () => upTo };
+}
+
+/** An engine with default options on a real SQLite file, and one session whose sink records what it is sent. */
+export function engineOnSqlite(t: TestContext): { engine: Engine; store: Store; session: EngineSession; deliveries: Delivery[]; confirmedUpTo: () => number } {
+  const store = openSqliteStore({ path: join(tempDir(t), 'berth.db') });
+  const engine = new Engine({ store, logger: pino({ level: 'silent' }) });
+  t.after(() => {
+    engine.close();
+    store.close();
+  });
+  const { sink, deliveries, confirmedUpTo } = recordingSink();
+  return { engine, store, session: engine.openSession('s1', sink), deliveries, confirmedUpTo };
 }

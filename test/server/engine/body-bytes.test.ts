@@ -1,26 +1,11 @@
 import assert from 'node:assert/strict';
-import { join } from 'node:path';
-import { describe, it, type TestContext } from 'node:test';
-import { pino } from 'pino';
-import { Engine, type Delivery, type EngineSession } from '../../../server/engine/engine.js';
-import { openSqliteStore } from '../../../storage/index.js';
-import { recordingSink } from '../../helpers/engine.js';
-import { tempDir, waitFor } from '../../helpers/server.js';
-
-function setup(t: TestContext): { engine: Engine; session: EngineSession; deliveries: Delivery[]; confirmedUpTo: () => number } {
-  const store = openSqliteStore({ path: join(tempDir(t), 'berth.db') });
-  const engine = new Engine({ store, logger: pino({ level: 'silent' }) });
-  t.after(() => {
-    engine.close();
-    store.close();
-  });
-  const { sink, deliveries, confirmedUpTo } = recordingSink();
-  return { engine, session: engine.openSession('s1', sink), deliveries, confirmedUpTo };
-}
+import { describe, it } from 'node:test';
+import { engineOnSqlite } from '../../helpers/engine.js';
+import { waitFor } from '../../helpers/server.js';
 
 describe('message bodies held in memory', () => {
   it('do not keep alive the larger buffer a published body was a view of', async (t) => {
-    const { engine, session, deliveries, confirmedUpTo } = setup(t);
+    const { engine, session, deliveries, confirmedUpTo } = engineOnSqlite(t);
     engine.declareQueue('q');
     // As the broker decodes them: each body a view into one large WebSocket message.
     const message = new Uint8Array(64 * 1024);
