@@ -38,6 +38,7 @@ import {
 } from '../protocol/index.js';
 import { createMessage, MARK_REVOKED, type Message, type DeliveryPort, type SettleRequest, type TrackedMessage } from './message.js';
 import { openTransport, type Transport, type WebSocketConstructor } from './transport.js';
+import { formatUuid } from './uuid.js';
 
 /**
  * How a connection reconnects after it lost the broker (see {@link ConnectOptions.reconnect}).
@@ -437,8 +438,7 @@ function newMessageId(): string {
   else for (let i = 0; i < bytes.length; i++) bytes[i] = Math.floor(Math.random() * 256);
   bytes[6] = (bytes[6]! & 0x0f) | 0x40;
   bytes[8] = (bytes[8]! & 0x3f) | 0x80;
-  const hex = Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
-  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+  return formatUuid(bytes);
 }
 
 /** The error a close code and reason stand for ([PROTO §6]): the reason is the error code when it is one. */

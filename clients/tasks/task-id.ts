@@ -6,7 +6,7 @@
  * few neighbouring pages instead of one page per task, and each commit writes that much less.
  */
 
-const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
+import { formatUuid } from '../uuid.js';
 
 /** Random bytes drawn 1 KiB at a time: one Web Crypto call per 64 ids. */
 const pool = new Uint8Array(1024);
@@ -35,10 +35,5 @@ export function newTaskId(nowMs: number = Date.now()): string {
   randomBytes(bytes, 6, 10);
   bytes[6] = (bytes[6]! & 0x0f) | 0x70; // version 7
   bytes[8] = (bytes[8]! & 0x3f) | 0x80; // variant 10
-  let out = '';
-  for (let i = 0; i < 16; i++) {
-    if (i === 4 || i === 6 || i === 8 || i === 10) out += '-';
-    out += HEX[bytes[i]!]!;
-  }
-  return out;
+  return formatUuid(bytes);
 }
