@@ -37,6 +37,7 @@ const HELP = `npm run bench [-- options]
   --out <dir>          where latest.md / latest.json go (default bench/results)
   --profile-berth <dir>  run berth serve with --cpu-prof, profiles written to <dir>
   --profile-clients <dir>  run every client process (cell) with --cpu-prof, profiles written to <dir>
+  --profile-interval-us <n>  sampling interval of both profiles (default node's, 1000 µs)
 `;
 
 function parseOptions(): {
@@ -50,6 +51,7 @@ function parseOptions(): {
   out: string;
   profileDir: string | null;
   clientProfileDir: string | null;
+  profileIntervalUs: number | null;
 } {
   const { values } = parseArgs({
     args: process.argv.slice(2),
@@ -65,6 +67,7 @@ function parseOptions(): {
       out: { type: 'string', default: RESULTS_DIR },
       'profile-berth': { type: 'string' },
       'profile-clients': { type: 'string' },
+      'profile-interval-us': { type: 'string' },
       help: { type: 'boolean', default: false },
     },
   });
@@ -76,6 +79,10 @@ function parseOptions(): {
   for (const s of systems) if (!SYSTEM_IDS.includes(s)) throw new Error(`--systems: unknown system "${s}"`);
   const rounds = values.rounds === undefined ? null : Number(values.rounds);
   if (rounds !== null && !(Number.isInteger(rounds) && rounds >= 1 && rounds <= 10)) throw new Error('--rounds must be an integer from 1 to 10');
+  const profileIntervalUs = values['profile-interval-us'] === undefined ? null : Number(values['profile-interval-us']);
+  if (profileIntervalUs !== null && !(Number.isInteger(profileIntervalUs) && profileIntervalUs >= 10)) {
+    throw new Error('--profile-interval-us must be an integer of at least 10');
+  }
   for (const [name, url] of [['--amqp', values.amqp], ['--nats', `nats://${values.nats}`]] as const) {
     const host = new URL(url).hostname;
     if (!/^(127\.\d+\.\d+\.\d+|localhost|\[::1\])$/.test(host)) throw new Error(`${name}: the bench only targets the loopback, got ${host}`);
@@ -91,6 +98,7 @@ function parseOptions(): {
     out: values.out,
     profileDir: values['profile-berth'] ?? null,
     clientProfileDir: values['profile-clients'] ?? null,
+    profileIntervalUs,
   };
 }
 
@@ -197,8 +205,9 @@ async function main(): Promise<void> {
   log(`berth bench: ${opts.mode} mode, ${scale.rounds} round(s), ${cases.length} cases, systems: ${opts.systems.join(', ')}`);
 
   // Services the bench owns: the durable Redis now, Berth per workload.
-  const berthNodeArgs = opts.profileDir === null ? [] : ['--cpu-prof', `--cpu-prof-dir=${opts.profileDir}`];
-  if (opts.clientProfileDir !== null) cellExecArgv = ['--cpu-prof', `--cpu-prof-dir=${opts.clientProfileDir}`];
+  const interval = opts.profileIntervalUs === null ? [] : [`--cpu-prof-interval=${opts.profileIntervalUs}`];
+  const berthNodeArgs = opts.profileDir === null ? [] : ['--cpu-prof', `--cpu-prof-dir=${opts.profileDir}`, ...interval];
+  if (opts.clientProfileDir !== null) cellExecArgv = ['--cpu-prof', `--cpu-prof-dir=${opts.clientProfileDir}`, ...interval];
   let redis: RedisProcess | null = null;
   let berth: BerthProcess | null = null;
   let berthDir: string | null = null;

@@ -139,6 +139,43 @@ describe('writeBatching', () => {
     for (const id of ['b0', 'b127', 'b128', 'b256']) assert.equal((await conn.getResult(id)).state, 'SUCCESS', id);
   });
 
+  /** Acks `count` held messages in one synchronous loop; returns how many messages had been sent before each ack. */
+  async function ackHeldInOneTurn(t: TestContext, prefetch: number, count: number) {
+    const { conn, wire, stats } = await setup(t, { writeBatching: 'turn' });
+    const queue = `held-${prefetch}`;
+    await conn.assertQueue(queue);
+    await Promise.all(Array.from({ length: count }, (_, i) => conn.publish(queue, `m${i}`)));
+    const held: Message[] = [];
+    await conn.consume(queue, (m) => void held.push(m), { prefetch, autoSettle: false, confirmSettles: false });
+    await waitFor(() => held.length === count, { what: `${count} delivered` });
+    const sentBefore: number[] = [];
+    const first = wire.sent.length;
+    for (const m of held) {
+      sentBefore.push(wire.sent.length - first);
+      void m.ack();
+    }
+    await waitFor(() => stats(queue).stats.acked === count, { what: 'the broker applied the acks' });
+    const tagsPerMessage = wire.sent
+      .slice(first)
+      .map((frames) => frames.filter((f) => f.type === 'ack').reduce((n, f) => n + (f as Frame & { deliveryTags: number[] }).deliveryTags.length, 0))
+      .filter((n) => n > 0);
+    return { sentBefore, tagsPerMessage };
+  }
+
+  it("'turn' sends acks early once they free half the largest prefetch, so the broker refills while the rest run", async (t) => {
+    const { sentBefore, tagsPerMessage } = await ackHeldInOneTurn(t, 40, 40);
+    // Nothing left before the 20th ack; its ack was written at once, within the same loop.
+    assert.deepEqual(sentBefore.slice(0, 20), new Array(20).fill(0));
+    assert.deepEqual(sentBefore.slice(20), new Array(20).fill(1));
+    assert.deepEqual(tagsPerMessage, [20, 20]);
+  });
+
+  it("'turn' sends no early part of fewer than 16 acks", async (t) => {
+    const { sentBefore, tagsPerMessage } = await ackHeldInOneTurn(t, 10, 10);
+    assert.deepEqual(sentBefore, new Array(10).fill(0));
+    assert.deepEqual(tagsPerMessage, [10]);
+  });
+
   it('refuses an unknown mode with E_INVALID_ARGUMENT', async (t) => {
     const server = await startTestServer(t);
     await assert.rejects(connect(server.url, { writeBatching: 'never' as never }), { code: 'E_INVALID_ARGUMENT', message: /"writeBatching" must be 'microtask' or 'turn'/ });
