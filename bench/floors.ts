@@ -18,7 +18,7 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import {
-  closeSync, fdatasyncSync, fsyncSync, mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync, writeSync,
+  closeSync, fdatasyncSync, fsyncSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync, writeSync,
 } from 'node:fs';
 import { createServer, connect as tcpConnect, type Socket } from 'node:net';
 import { cpus, tmpdir } from 'node:os';
@@ -37,11 +37,12 @@ const RTT_BYTES = 300;
 const CONSUME_ROWS = quick ? 20_000 : 100_000;
 const CONSUME_PAGE = 1000;
 
-interface Row { what: string; p50: number; p99: number; n: number }
+interface Row { what: string; p50: number; p99: number; mean: number; n: number }
 
 function row(what: string, samples: number[]): Row {
   const sorted = [...samples].sort((a, b) => a - b);
-  return { what, p50: percentileSorted(sorted, 50), p99: percentileSorted(sorted, 99), n: sorted.length };
+  const mean = sorted.reduce((a, b) => a + b, 0) / sorted.length;
+  return { what, p50: percentileSorted(sorted, 50), p99: percentileSorted(sorted, 99), mean, n: sorted.length };
 }
 
 /** Runs `op` warmup + samples times; returns the timed samples in µs. */
@@ -84,11 +85,13 @@ async function sqliteFloor(dir: string): Promise<number[]> {
   }
 }
 
+const MIGRATIONS_DIR = new URL('../../storage/migrations/', import.meta.url);
+
 /**
  * µs per message of each page: read CONSUME_PAGE rows (with bodies) after the last seq, then delete
- * them in one transaction. The table and its dispatch index are shaped like Berth's messages table
- * (storage/migrations), and acks commit with synchronous=NORMAL there too (no fsync: a lost ack
- * only redelivers), so this is the storage floor under a consumed message.
+ * them in one transaction. The schema is Berth's own (its migrations, applied in order), and acks
+ * commit with synchronous=NORMAL there too (no fsync: a lost ack only redelivers), so this is the
+ * storage floor under a consumed message.
  */
 function consumeFloor(dir: string): number[] {
   const db = new Database(join(dir, 'consume.db'));
@@ -96,11 +99,13 @@ function consumeFloor(dir: string): number[] {
     db.pragma('journal_mode = WAL');
     db.pragma('locking_mode = EXCLUSIVE');
     db.pragma('synchronous = NORMAL');
-    db.exec(`CREATE TABLE messages (id INTEGER PRIMARY KEY, queue_id INTEGER NOT NULL, seq INTEGER NOT NULL,
-               state INTEGER NOT NULL, priority INTEGER NOT NULL, ready_at INTEGER NOT NULL, delivery_count INTEGER NOT NULL,
-               message_id TEXT, headers TEXT, published_at INTEGER NOT NULL, body BLOB NOT NULL, expires_at INTEGER);
-             CREATE INDEX messages_dispatch ON messages (queue_id, state, priority, seq);`);
-    const insert = db.prepare('INSERT INTO messages VALUES (?, 1, ?, 0, 0, 0, 0, ?, NULL, ?, ?, NULL)');
+    for (const file of readdirSync(MIGRATIONS_DIR).filter((name) => name.endsWith('.sql')).sort()) {
+      db.exec(readFileSync(new URL(file, MIGRATIONS_DIR), 'utf8'));
+    }
+    const insert = db.prepare(
+      `INSERT INTO messages (id, queue_id, seq, state, priority, ready_at, delivery_count, message_id, published_at, body)
+       VALUES (?, 1, ?, 0, 0, 0, 0, ?, ?, ?)`,
+    );
     const body = Buffer.alloc(256, 0x5a);
     db.transaction(() => {
       for (let i = 1; i <= CONSUME_ROWS; i++) insert.run(i, i, `m-${i}`, Date.now(), body);
@@ -226,7 +231,6 @@ async function whilePolling<T>(measure: () => Promise<T>): Promise<T> {
 async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'berth-floors-'));
   let rows: Row[];
-  let consumeSamples: number[] = [];
   try {
     rows = [
       row('write 4 KiB + fdatasync', await syncFloor(dir, 'fdatasync', fdatasyncSync)),
@@ -236,14 +240,12 @@ async function main(): Promise<void> {
       row(`TCP round trip ${RTT_BYTES} B, 2 processes, loopback, nodelay`, await tcpFloor()),
       row(`WebSocket round trip ${RTT_BYTES} B, 2 processes, loopback, echo process polling`, await wsFloor('ws-poll')),
       row('write 4 KiB + fdatasync, while another process polls', await whilePolling(() => syncFloor(dir, 'fdatasync-polled', fdatasyncSync))),
-      row(`SQLite read back + delete of a stored 256 B message, pages of ${CONSUME_PAGE} (µs per message)`, (consumeSamples = consumeFloor(dir))),
+      row(`SQLite read back + delete of a stored 256 B message, pages of ${CONSUME_PAGE} (µs per message)`, consumeFloor(dir)),
     ];
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
   const us = (n: number): string => n.toFixed(1);
-  // Pages are all the same size, so the mean of their per-message costs is the whole run's.
-  const consumeMean = consumeSamples.reduce((a, b) => a + b, 0) / consumeSamples.length;
   const ceiling = (r: Row): string => `${Math.round(1e6 / r.p50).toLocaleString('en-US')} msgs/s`;
   const [fdatasync, , sqlite, ws, , wsPolled, fdatasyncPolled, consume] = rows as [Row, Row, Row, Row, Row, Row, Row, Row];
   const md = [
@@ -263,8 +265,9 @@ async function main(): Promise<void> {
       `the ${us(ws.p50 - wsPolled.p50)} µs between them is the kernel waking a sleeping process, which \`--busy-poll-us\` saves the broker's side of each round trip.`,
     `- Polling's cost to a commit: fdatasync takes ${us(fdatasyncPolled.p50)} µs while another process polls, ${us(fdatasync.p50)} µs otherwise.`,
     `- Storage under a consumed message: reading it back and deleting it takes ${us(consume.p50)} µs of one core at the median page and ` +
-      `${us(consumeMean)} µs on average (WAL checkpoints make the slow pages), before any network work: a broker thread that did ` +
-      `that and nothing else would top out at ${Math.round(1e6 / consumeMean).toLocaleString('en-US')} msgs/s (w3 at prefetch 1000 is bound by the broker's CPU).`,
+      // Pages are all the same size, so the mean of their per-message costs is the whole run's.
+      `${us(consume.mean)} µs on average (WAL checkpoints make the slow pages), before any network work: a broker thread that did ` +
+      `that and nothing else would top out at ${Math.round(1e6 / consume.mean).toLocaleString('en-US')} msgs/s (w3 at prefetch 1000 is bound by the broker's CPU).`,
     '',
   ].join('\n');
   process.stdout.write(md);
