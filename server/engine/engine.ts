@@ -66,8 +66,9 @@ export const PRIORITY_LEVELS = 10;
 /** Delayed messages promoted per store call. */
 const PROMOTE_BATCH = 1000;
 /**
- * A batch of acks and delivery marks only (no publish, move, delay or task state) waits this
- * long for more before it commits. It confirms nothing and needs no fsync, and a crash that
+ * A batch of acks, delivery marks and task states nobody waits for (no publish, move, delay or
+ * revocation, no reply or `result.get` waiting on its commit) waits this long for more before it
+ * commits. It confirms nothing and needs no fsync, and a crash that
  * undoes it only redelivers, which at-least-once allows; committing per turn instead costs a
  * prefetch-1 consumer one WAL transaction, about 35 µs, per message. 10 ms rather than 1: each
  * commit blocks the event loop while deliveries and acks wait, and a worker that takes turns
@@ -75,7 +76,7 @@ const PROMOTE_BATCH = 1000;
  * 4, w3-p1 and w3-p10 +9% at the median of 7).
  */
 const ACK_COMMIT_DELAY_MS = 10;
-/** An ack-only batch commits at once when it holds this many rows. */
+/** A deferrable batch commits at once when it holds this many rows. */
 const ACK_COMMIT_MAX_ROWS = 4096;
 /**
  * Message ids remembered across all queues, whatever the windows: bounds memory (about 7 MB,
@@ -209,6 +210,8 @@ interface PendingResult {
   /** Index in the batch's `results`. */
   index: number;
   done: (outcome: ResultWriteOutcome) => void;
+  /** Whether `done` sends a reply that someone waits for (not `noReply`). */
+  replyWanted: boolean;
 }
 
 /** A `getResult` that arrived while result writes were pending: answered after their commit. */
@@ -374,7 +377,7 @@ export class Engine {
   #pendingMoves: PendingMove[] = [];
   #dirty = new Set<QueueState>();
   #flushScheduled = false;
-  /** Set while an ack-only batch waits for {@link ACK_COMMIT_DELAY_MS}. */
+  /** Set while a deferrable batch waits for {@link ACK_COMMIT_DELAY_MS}. */
   #ackCommitTimer: NodeJS.Timeout | null = null;
   /** Front-end flushes waiting for the dispatch of the flush scheduled this turn. */
   #afterDispatch: Array<() => void> = [];
@@ -731,15 +734,17 @@ export class Engine {
 
   /**
    * Records a task state in the current batch; `done` hears after the commit whether the row
-   * was written (false: it was terminal already), or the store's error.
+   * was written (false: it was terminal already), or the store's error. With `replyWanted` false
+   * (`noReply`) and no `result.get` waiting for the task, the write may wait up to
+   * {@link ACK_COMMIT_DELAY_MS} for company, like an ack: a worker's states travel with its acks.
    */
-  putResult(handle: EngineSession, input: ResultInput, done: (outcome: ResultWriteOutcome) => void): void {
+  putResult(handle: EngineSession, input: ResultInput, done: (outcome: ResultWriteOutcome) => void, replyWanted = true): void {
     const session = handle as Session;
     if (this.#closed) throw new BrokerError('E_SHUTTING_DOWN', 'broker is shutting down');
     const now = this.#clock();
     const payload = input.payload === null || input.payload.length === 0 ? null : input.payload;
     this.#batch.results.push({ taskId: input.taskId, state: input.state, payload, updatedAt: now, expiresAt: now + input.ttlMs });
-    this.#pendingResults.push({ session, index: this.#batch.results.length - 1, done });
+    this.#pendingResults.push({ session, index: this.#batch.results.length - 1, done, replyWanted });
     this.#scheduleFlush();
   }
 
@@ -793,7 +798,7 @@ export class Engine {
     const until = this.#revoked.get(taskId);
     if (until === undefined || until < expiresAt) this.#revoked.set(taskId, expiresAt);
     this.#batch.results.push({ taskId, state: 'REVOKED', payload: null, updatedAt: now, expiresAt });
-    this.#pendingResults.push({ session, index: this.#batch.results.length - 1, done });
+    this.#pendingResults.push({ session, index: this.#batch.results.length - 1, done, replyWanted: true });
     // Revoking is rare: a scan of what is held is cheaper than an index kept on every delivery.
     let held = 0;
     for (const s of this.#sessions) {
@@ -1125,27 +1130,38 @@ export class Engine {
     // Front ends send what the first dispatch produced in microtasks queued during it; the
     // commit is queued after them, so those deliveries leave before the commit blocks.
     queueMicrotask(() => {
-      if (this.#ackOnlyBatch()) this.#deferAckCommit();
+      if (this.#deferrableBatch()) this.#deferAckCommit();
       else this.#commitNow();
       this.#dispatchDirty();
       this.#readAhead();
     });
   }
 
-  /** True when the pending batch holds acks and delivery marks only, and not too many of them. */
-  #ackOnlyBatch(): boolean {
+  /**
+   * True when nothing in the pending batch is waited for: acks, delivery marks and task states
+   * sent with `noReply` for tasks no `result.get` waits on, and not too many of them.
+   */
+  #deferrableBatch(): boolean {
     const b = this.#batch;
-    return (
-      this.#pendingPublishes.length === 0 &&
-      this.#pendingGets.length === 0 &&
-      this.#pendingMoves.length === 0 &&
-      this.#pendingResults.length === 0 &&
-      b.enqueue.length === 0 &&
-      b.move.length === 0 &&
-      b.delay.length === 0 &&
-      b.results.length === 0 &&
-      b.remove.length + b.delivered.length < ACK_COMMIT_MAX_ROWS
-    );
+    if (
+      this.#pendingPublishes.length > 0 ||
+      this.#pendingGets.length > 0 ||
+      this.#pendingMoves.length > 0 ||
+      b.enqueue.length > 0 ||
+      b.move.length > 0 ||
+      b.delay.length > 0 ||
+      b.remove.length + b.delivered.length + b.results.length >= ACK_COMMIT_MAX_ROWS
+    ) {
+      return false;
+    }
+    for (const pending of this.#pendingResults) {
+      if (pending.replyWanted) return false;
+      const write = b.results[pending.index]!;
+      // Revocations must reach the disk, and a waiting get wants its answer now.
+      if (write.state === 'REVOKED' || write.ifAbsent === true || this.#waiters.has(write.taskId)) return false;
+    }
+    // Every result write comes with a pending entry (putResult, revoke, or a publish's PENDING row).
+    return b.results.length === this.#pendingResults.length;
   }
 
   #deferAckCommit(): void {
@@ -1287,7 +1303,7 @@ export class Engine {
     for (const queue of dirty) if (!queue.deleted) this.#dispatch(queue);
     // What dispatch wrote (delivery marks) commits next turn, or with the deferred acks.
     if (!isBatchEmpty(this.#batch)) {
-      if (this.#ackOnlyBatch()) this.#deferAckCommit();
+      if (this.#deferrableBatch()) this.#deferAckCommit();
       else this.#scheduleFlush();
     }
     this.#armTimer();
