@@ -17,7 +17,7 @@ async function flushTurn(engine: Engine): Promise<void> {
   await new Promise<void>((resolve) => queueMicrotask(resolve));
 }
 
-describe('ack-only commits', () => {
+describe('deferred commits: acks and task states nobody waits for', () => {
   it('commit on their own shortly after the ack, with no further traffic', async (t) => {
     const { engine, store, session, deliveries, confirmedUpTo } = engineOnSqlite(t);
     engine.declareQueue('q');
