@@ -640,8 +640,10 @@ const w8idle: CaseDef = {
       const notes: string[] = [];
       if (target < cfg.idleConnections) notes.push(`${target} connections, not ${cfg.idleConnections}: the broker's open-file limit is ${fdLimit} (the bench uses at most ${FD_SHARE * 100}% of it)`);
       if (failed > 0) notes.push(`${failed} of ${target} connections refused or timed out (${reports.find((r) => r.firstError !== '')?.firstError ?? ''})`);
+      const figure = idleConnectionFigure(rss1, base, opened);
+      if (figure.note !== undefined) notes.push(figure.note);
       return {
-        metrics: { perConnKb: opened > 0 ? (rss1 - base) / 1024 / opened : null, opened, rss: rss1 / MB, openS },
+        metrics: { perConnKb: figure.perConnKb, opened, rss: rss1 / MB, openS },
         brokerCpuPct,
         notes,
       };
@@ -650,6 +652,21 @@ const w8idle: CaseDef = {
     }
   },
 };
+
+/**
+ * KB of broker RSS per idle connection: RSS with the connections open over the baseline without
+ * them. A server whose collector returns memory meanwhile can end below its baseline; the figure
+ * is then noise, and the note says so.
+ */
+export function idleConnectionFigure(rssOpenBytes: number, baseBytes: number, opened: number): { perConnKb: number | null; note?: string } {
+  const perConnKb = opened > 0 ? (rssOpenBytes - baseBytes) / 1024 / opened : null;
+  if (rssOpenBytes >= baseBytes) return { perConnKb };
+  const lowerMb = ((baseBytes - rssOpenBytes) / MB).toFixed(1);
+  return {
+    perConnKb,
+    note: `RSS was ${lowerMb} MB lower with the connections open than without: the server returned memory meanwhile, so this figure is below what RSS can resolve`,
+  };
+}
 
 export const CASES: readonly CaseDef[] = [
   w1,
