@@ -142,7 +142,9 @@ export interface ConnectOptions {
    *   (say, the results and acks of a batch of deliveries that all finished in it) leaves together:
    *   fewer, larger messages, and fewer turns of the broker. Task workers use it.
    *
-   * Either way a message is sent early once it holds 256 KiB, and with `'turn'` once it holds 128 frames.
+   * Either way a message is sent early once it holds 256 KiB, and with `'turn'` once it holds 128
+   * frames, or settles for half the largest prefetch of the connection's consumers (at least 16)
+   * with nothing else but task states sent with `noReply`.
    */
   writeBatching?: 'microtask' | 'turn';
 }
@@ -348,12 +350,14 @@ const SEND_CHUNK_BYTES = 256 * 1024;
  */
 const TURN_CHUNK_FRAMES = 128;
 /**
- * Settles after which a `writeBatching: 'turn'` message of settles alone is sent early, at least:
- * or half the largest prefetch of the connection's consumers, whichever is more. The acks of the
- * first part of a batch free credit the broker fills while this process runs the rest; without it
- * a worker at concurrency 10 (40 prefetched) and the broker took turns (w6-c10-ignore: +8–15%).
- * Not when other frames (task states) wait too: each such message costs the broker a commit of its
- * own, where acks alone wait for company, and sending it in two parts was 10% slower.
+ * Settles after which a `writeBatching: 'turn'` message of settles is sent early, at least: or half
+ * the largest prefetch of the connection's consumers, whichever is more. The acks of the first part
+ * of a batch free credit the broker fills while this process runs the rest; without it a worker at
+ * concurrency 10 (40 prefetched) and the broker took turns (w6-c10-ignore: +8–15%). Task states
+ * sent with `noReply` may ride along: the broker keeps them waiting with the acks [PROTO §5.18]
+ * (w6-c10 with results +14%, 5 of 5 alternating pairs). Not when any other frame waits (a publish,
+ * a request): each such message costs the broker a commit of its own, and when task states still
+ * committed on arrival, sending them in two parts was 10% slower.
  */
 const TURN_CHUNK_MIN_SETTLES = 16;
 /** Our inbound limit until the broker's welcome says otherwise. */
@@ -506,6 +510,11 @@ class ClientConnection implements Connection {
   /** The socket of the current session, also during its handshake. */
   #transport: Transport | undefined;
   readonly #writer = new FrameWriter();
+  /**
+   * Frames in the writer other than task states sent with `noReply`: those the broker acts on as
+   * they arrive, so a message holding one is not sent early for its settles (TURN_CHUNK_MIN_SETTLES).
+   */
+  #framesActedOnArrival = 0;
   #flushQueued = false;
   /** Until the welcome says otherwise, the smallest limit a broker may have. */
   #maxFrameBytes = 64 * 1024;
@@ -838,6 +847,7 @@ class ClientConnection implements Connection {
     const bound = ('body' in frame ? frame.body.length : 0) + this.#maxHeaderBytes + FRAME_OVERHEAD_BYTES;
     if (this.#writer.count > 0 && this.#writer.length + bound > this.#maxFrameBytes) this.#flush();
     this.#writer.push(frame);
+    if (frame.type !== 'result.put' || frame.noReply !== true) this.#framesActedOnArrival++;
     if (this.#writer.length >= SEND_CHUNK_BYTES) this.#flush();
     else this.#scheduleFlush();
   }
@@ -857,7 +867,7 @@ class ClientConnection implements Connection {
   #chunkFull(): boolean {
     const settles = this.#settleQueue.length;
     if (this.#writer.count + settles >= TURN_CHUNK_FRAMES) return true;
-    if (settles < TURN_CHUNK_MIN_SETTLES || this.#writer.count > 0) return false;
+    if (settles < TURN_CHUNK_MIN_SETTLES || this.#framesActedOnArrival > 0) return false;
     if (this.#settleChunk === 0) {
       let prefetch = 0;
       for (const consumer of this.#consumers.values()) prefetch = Math.max(prefetch, consumer.prefetch);
@@ -876,6 +886,7 @@ class ClientConnection implements Connection {
     this.#flushSettles();
     if (this.#writer.count === 0) return;
     this.#lastSentAt = Date.now();
+    this.#framesActedOnArrival = 0;
     this.#transport.send(this.#writer.take());
   }
 
@@ -1306,6 +1317,7 @@ class ClientConnection implements Connection {
     const transport = this.#transport;
     this.#transport = undefined;
     if (this.#writer.count > 0) this.#writer.take();
+    this.#framesActedOnArrival = 0;
     try {
       transport?.close(1000, '');
     } catch {

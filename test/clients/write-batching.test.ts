@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { describe, it, type TestContext } from 'node:test';
 import { WebSocket as NodeWebSocket } from 'ws';
-import { connect, type ConnectOptions, type Message } from '../../clients/index.js';
+import { connect, type ConnectOptions, type Connection, type Message } from '../../clients/index.js';
 import { DEFAULT_DECODE_LIMITS, decodeFrames, type Frame } from '../../protocol/index.js';
 import { startTestServer, waitFor } from '../helpers/server.js';
 
@@ -139,8 +139,11 @@ describe('writeBatching', () => {
     for (const id of ['b0', 'b127', 'b128', 'b256']) assert.equal((await conn.getResult(id)).state, 'SUCCESS', id);
   });
 
-  /** Acks `count` held messages in one synchronous loop; returns how many messages had been sent before each ack. */
-  async function ackHeldInOneTurn(t: TestContext, prefetch: number, count: number) {
+  /**
+   * Acks `count` held messages in one synchronous loop, calling `beforeAck` before each ack (to write
+   * other frames in the same turn); returns how many messages had been sent before each ack.
+   */
+  async function ackHeldInOneTurn(t: TestContext, prefetch: number, count: number, beforeAck?: (conn: Connection, i: number, queue: string) => void) {
     const { conn, wire, stats } = await setup(t, { writeBatching: 'turn' });
     const queue = `held-${prefetch}`;
     await conn.assertQueue(queue);
@@ -150,7 +153,8 @@ describe('writeBatching', () => {
     await waitFor(() => held.length === count, { what: `${count} delivered` });
     const sentBefore: number[] = [];
     const first = wire.sent.length;
-    for (const m of held) {
+    for (const [i, m] of held.entries()) {
+      beforeAck?.(conn, i, queue);
       sentBefore.push(wire.sent.length - first);
       void m.ack();
     }
@@ -159,7 +163,8 @@ describe('writeBatching', () => {
       .slice(first)
       .map((frames) => frames.filter((f) => f.type === 'ack').reduce((n, f) => n + (f as Frame & { deliveryTags: number[] }).deliveryTags.length, 0))
       .filter((n) => n > 0);
-    return { sentBefore, tagsPerMessage };
+    const sentAfter = wire.sent.slice(first);
+    return { conn, sentBefore, tagsPerMessage, sentAfter };
   }
 
   it("'turn' sends acks early once they free half the largest prefetch, so the broker refills while the rest run", async (t) => {
@@ -168,6 +173,31 @@ describe('writeBatching', () => {
     assert.deepEqual(sentBefore.slice(0, 20), new Array(20).fill(0));
     assert.deepEqual(sentBefore.slice(20), new Array(20).fill(1));
     assert.deepEqual(tagsPerMessage, [20, 20]);
+  });
+
+  it("'turn' sends task states written with noReply early with those acks: the broker keeps them waiting with the acks", async (t) => {
+    const { conn, sentBefore, tagsPerMessage, sentAfter } = await ackHeldInOneTurn(t, 40, 40, (c, i) =>
+      c.sendResult(`state-${i}`, 'SUCCESS', { ttlMs: HOUR }),
+    );
+    assert.deepEqual(sentBefore.slice(0, 20), new Array(20).fill(0));
+    assert.deepEqual(sentBefore.slice(20), new Array(20).fill(1));
+    assert.deepEqual(tagsPerMessage, [20, 20]);
+    assert.deepEqual(
+      sentAfter.map((frames) => frames.filter((f) => f.type === 'result.put').length),
+      [20, 20],
+      'each part carries the states written before its acks',
+    );
+    for (const id of ['state-0', 'state-19', 'state-20', 'state-39']) assert.equal((await conn.getResult(id)).state, 'SUCCESS', id);
+  });
+
+  it("'turn' sends no early part of acks while a frame the broker acts on at once waits with them", async (t) => {
+    let published: Promise<unknown> = Promise.resolve();
+    const { sentBefore, tagsPerMessage } = await ackHeldInOneTurn(t, 40, 40, (c, i, queue) => {
+      if (i === 0) published = c.publish(queue, 'made by the first task');
+    });
+    await published;
+    assert.deepEqual(sentBefore, new Array(40).fill(0));
+    assert.deepEqual(tagsPerMessage, [40]);
   });
 
   it("'turn' sends no early part of fewer than 16 acks", async (t) => {
