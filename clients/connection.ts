@@ -355,9 +355,9 @@ const TURN_CHUNK_FRAMES = 128;
  * of a batch free credit the broker fills while this process runs the rest; without it a worker at
  * concurrency 10 (40 prefetched) and the broker took turns (w6-c10-ignore: +8–15%). Task states
  * sent with `noReply` may ride along: the broker keeps them waiting with the acks [PROTO §5.18]
- * (w6-c10 with results +14%, 5 of 5 alternating pairs). Not when any other frame waits (a publish,
- * a request): each such message costs the broker a commit of its own, and when task states still
- * committed on arrival, sending them in two parts was 10% slower.
+ * (w6-c10 with results +11–14%, faster in 10 of 10 alternating pairs). Not when any other frame
+ * waits (a publish, a request): each such message costs the broker a commit of its own, and when
+ * task states still committed on arrival, sending them in two parts was 10% slower.
  */
 const TURN_CHUNK_MIN_SETTLES = 16;
 /** Our inbound limit until the broker's welcome says otherwise. */
