@@ -886,8 +886,13 @@ class ClientConnection implements Connection {
     this.#flushSettles();
     if (this.#writer.count === 0) return;
     this.#lastSentAt = Date.now();
+    this.#transport.send(this.#takeWritten());
+  }
+
+  /** Empties the writer, and with it the count of what it held. */
+  #takeWritten(): Uint8Array {
     this.#framesActedOnArrival = 0;
-    this.#transport.send(this.#writer.take());
+    return this.#writer.take();
   }
 
   /**
@@ -1316,8 +1321,7 @@ class ClientConnection implements Connection {
     this.#heartbeatTimer = undefined;
     const transport = this.#transport;
     this.#transport = undefined;
-    if (this.#writer.count > 0) this.#writer.take();
-    this.#framesActedOnArrival = 0;
+    if (this.#writer.count > 0) this.#takeWritten();
     try {
       transport?.close(1000, '');
     } catch {

@@ -159,11 +159,10 @@ describe('writeBatching', () => {
       void m.ack();
     }
     await waitFor(() => stats(queue).stats.acked === count, { what: 'the broker applied the acks' });
-    const tagsPerMessage = wire.sent
-      .slice(first)
+    const sentAfter = wire.sent.slice(first);
+    const tagsPerMessage = sentAfter
       .map((frames) => frames.filter((f) => f.type === 'ack').reduce((n, f) => n + (f as Frame & { deliveryTags: number[] }).deliveryTags.length, 0))
       .filter((n) => n > 0);
-    const sentAfter = wire.sent.slice(first);
     return { conn, sentBefore, tagsPerMessage, sentAfter };
   }
 
