@@ -7,6 +7,7 @@ import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import type { MessageHeaders, StoredTaskState } from '../protocol/index.js';
+import { PACKED_READY_ROW, parseReadyPage } from './ready-page.js';
 import type { MessageRecord, QueueCounts, QueueRecord, ResultRecord, Store, WriteBatch, WriteResult } from './store.js';
 
 /**
@@ -31,23 +32,21 @@ const SYNCHRONOUS_LEVEL: Record<Durability, number> = { full: 2, normal: 1 };
  * A message row as read for dispatch, in `MESSAGE_COLUMNS` order. Read as an array
  * (better-sqlite3's raw mode): building a keyed row object per message, only to copy it into a
  * MessageRecord, cost about 1.5 µs of the ~5 µs a row takes to read (measured, 100k rows).
- * `Body` is the body itself, or its length where the bodies are read apart (`loadReady`).
+ * `loadReady`, the read under every consumed message, reads packed rows instead (ready-page.ts).
  */
-type MessageRow<Body = Buffer> = [
+type MessageRow = [
   id: number,
   queueId: number,
   seq: number,
   priority: number,
   messageId: string | null,
   headers: string | null,
-  body: Body,
+  body: Buffer,
   deliveryCount: number,
   publishedAt: number,
   expiresAt: number | null,
 ];
 const MESSAGE_COLUMNS = 'id, queue_id, seq, priority, message_id, headers, body, delivery_count, published_at, expires_at';
-/** `MESSAGE_COLUMNS` with the body's length in place of the body. */
-const MESSAGE_COLUMNS_BODY_LENGTH = MESSAGE_COLUMNS.replace('body', 'length(body)');
 /**
  * Most body bytes one `readyBodies` read concatenates. Each body read back is a view of its
  * chunk's blob, so this also bounds what one message held unacked for long keeps alive.
@@ -72,7 +71,7 @@ function parseHeaders(json: string | null): MessageHeaders | null {
 }
 
 /** `deliveredThrough`: the lane mark of the row's queue and priority (0 for none). */
-function toRecord(row: MessageRow<unknown>, deliveredThrough: number, body: Uint8Array): MessageRecord {
+function toRecord(row: MessageRow, deliveredThrough: number, body: Uint8Array): MessageRecord {
   const [id, queueId, seq, priority, messageId, headers, , deliveryCount, publishedAt, expiresAt] = row;
   return {
     id,
@@ -209,11 +208,15 @@ export function openSqliteStore(options: SqliteStoreOptions): Store {
     removeRange: db.prepare('DELETE FROM messages WHERE id BETWEEN ? AND ?'),
     delivered: db.prepare('UPDATE messages SET delivery_count = ? WHERE id = ?'),
     move: db.prepare('UPDATE messages SET queue_id = ?, seq = ?, state = 0, delivery_count = 0, expires_at = NULL, headers = ? WHERE id = ?'),
+    // group_concat follows the subquery's order, as in readyBodies below; `length(body)` there
+    // reads the length from the row's header, not the body.
     loadReady: db
       .prepare(
-        `SELECT ${MESSAGE_COLUMNS_BODY_LENGTH} FROM messages WHERE queue_id = ? AND state = 0 AND priority = ? AND seq > ? ORDER BY seq LIMIT ?`,
+        `SELECT CAST(group_concat(${PACKED_READY_ROW}, '') AS BLOB) FROM
+           (SELECT id, seq, delivery_count, published_at, expires_at, length(body) AS body_length, message_id, headers
+            FROM messages WHERE queue_id = ? AND state = 0 AND priority = ? AND seq > ? ORDER BY seq LIMIT ?)`,
       )
-      .raw(true),
+      .pluck(true),
     // The bodies of a run of ready rows, concatenated in seq order into one blob: group_concat is
     // binary-safe (it appends each value's bytes by their length) and the CAST keeps the bytes. The
     // LIMIT keeps the subquery a co-routine that yields in its ORDER BY order, which the aggregate
@@ -368,23 +371,23 @@ export function openSqliteStore(options: SqliteStoreOptions): Store {
     // its own, an allocation that was about half of the 1.7–1.9 µs a 256-byte row took to read; this
     // way a row takes 1.3–1.5 µs (store microbenchmark, pages of 512, two runs).
     loadReady({ queueId, priority, afterSeq, limit }) {
-      const mark = marks.get(markKey(queueId, priority)) ?? 0;
-      const rows = stmt.loadReady.all(queueId, priority, afterSeq, limit) as Array<MessageRow<number>>;
-      const records = new Array<MessageRecord>(rows.length);
-      for (let first = 0; first < rows.length; ) {
+      const packed = stmt.loadReady.get(queueId, priority, afterSeq, limit) as Buffer | null;
+      if (packed === null) return [];
+      const { records, bodyLengths } = parseReadyPage(packed, queueId, priority, marks.get(markKey(queueId, priority)) ?? 0);
+      for (let first = 0; first < records.length; ) {
         let end = first + 1;
-        let bytes = rows[first]![6];
-        while (end < rows.length && bytes + rows[end]![6] <= BODY_CHUNK_BYTES) bytes += rows[end++]![6];
-        const firstSeq = rows[first]![2];
-        const lastSeq = rows[end - 1]![2];
+        let bytes = bodyLengths[first]!;
+        while (end < records.length && bytes + bodyLengths[end]! <= BODY_CHUNK_BYTES) bytes += bodyLengths[end++]!;
+        const firstSeq = records[first]!.seq;
+        const lastSeq = records[end - 1]!.seq;
         // A chunk of empty bodies reads back as a zero-length blob; null would mean no row at all.
         const blob = stmt.readyBodies.get(queueId, priority, firstSeq, lastSeq, end - first) as Buffer | null;
         if (blob === null || blob.length !== bytes) {
           throw new Error(`the bodies of queue ${queueId} seq ${firstSeq}..${lastSeq} read back ${blob?.length ?? 'no'} bytes, not ${bytes}`);
         }
         for (let i = first, offset = 0; i < end; i++) {
-          const length = rows[i]![6];
-          records[i] = toRecord(rows[i]!, mark, blob.subarray(offset, offset + length));
+          const length = bodyLengths[i]!;
+          records[i]!.body = blob.subarray(offset, offset + length);
           offset += length;
         }
         first = end;

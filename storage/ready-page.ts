@@ -1,0 +1,102 @@
+/**
+ * The fields of a page of ready rows, packed by SQLite into one blob and parsed here.
+ *
+ * Why not one JS value per column and row (better-sqlite3's `raw` rows): building ten values per
+ * row took 1.9–2.2 µs a row, while SQLite walks the same rows in 0.55 µs. Packed, `loadReady` of a
+ * page of 1,000 (fields and bodies, 256-byte bodies) took 0.78–0.85 of the time the raw rows did
+ * (2.1–3.2 against 2.5–4.1 µs a row; pages of two stores read in turn, 300 of them).
+ *
+ * A packed row is its numbers as SQLite's text of them, each ended by `,` and the last by `:`,
+ * then the UTF-8 bytes of its message id and its headers (JSON). An empty field is NULL:
+ *
+ *   id,seq,deliveryCount,publishedAt,expiresAt,bodyLength,messageIdBytes,headersBytes:<messageId><headers>
+ */
+import type { MessageHeaders } from '../protocol/index.js';
+import type { MessageRecord } from './store.js';
+
+/** The SELECT list of one packed row; its FROM must name `body_length` for `length(body)`. */
+export const PACKED_READY_ROW = `id || ',' || seq || ',' || delivery_count || ',' || published_at || ',' ||
+  ifnull(expires_at, '') || ',' || body_length || ',' || ifnull(length(CAST(message_id AS BLOB)), '') || ',' ||
+  ifnull(length(CAST(headers AS BLOB)), '') || ':' || ifnull(message_id, '') || ifnull(headers, '')`;
+
+const DIGIT_0 = 0x30;
+const DIGIT_9 = 0x39;
+const COMMA = 0x2c;
+const COLON = 0x3a;
+
+/** Stands in for a record's body until the store reads the bodies (they are read apart). */
+const NO_BODY = new Uint8Array(0);
+
+/**
+ * The records of a blob of packed rows of one queue and priority, in the order SQLite packed
+ * them, with their bodies left empty, and each body's length. `deliveredThrough` is the lane's
+ * mark (see `delivery_marks`). Throws on bytes that do not parse.
+ */
+export function parseReadyPage(
+  blob: Buffer,
+  queueId: number,
+  priority: number,
+  deliveredThrough: number,
+): { records: MessageRecord[]; bodyLengths: number[] } {
+  const records: MessageRecord[] = [];
+  const bodyLengths: number[] = [];
+  let at = 0;
+
+  /** The next number, or null for an empty field; steps past its terminator. */
+  const number = (): number | null => {
+    const start = at;
+    let value = 0;
+    let c = blob[at];
+    while (c !== undefined && c >= DIGIT_0 && c <= DIGIT_9) {
+      value = value * 10 + (c - DIGIT_0);
+      c = blob[++at];
+    }
+    if (c !== COMMA && c !== COLON) {
+      // Not a non-negative integer, which is all the broker stores; take SQLite's text of it.
+      while (at < blob.length && blob[at] !== COMMA && blob[at] !== COLON) at++;
+      value = at < blob.length ? Number(blob.toString('latin1', start, at)) : Number.NaN;
+      if (Number.isNaN(value)) throw new Error(`packed ready rows: no number at byte ${start} of ${blob.length}`);
+    }
+    at++;
+    return at - 1 === start ? null : value;
+  };
+  const text = (bytes: number | null): string | null => {
+    if (bytes === null) return null;
+    if (at + bytes > blob.length) throw new Error(`packed ready rows: ${bytes} bytes of text at byte ${at} run past ${blob.length}`);
+    const value = blob.toString('utf8', at, at + bytes);
+    at += bytes;
+    return value;
+  };
+  const required = (value: number | null, field: string): number => {
+    if (value === null) throw new Error(`packed ready rows: ${field} is empty before byte ${at}`);
+    return value;
+  };
+
+  while (at < blob.length) {
+    const id = required(number(), 'id');
+    const seq = required(number(), 'seq');
+    const deliveryCount = required(number(), 'deliveryCount');
+    const publishedAt = required(number(), 'publishedAt');
+    const expiresAt = number();
+    const bodyLength = required(number(), 'bodyLength');
+    const messageIdBytes = number();
+    const headersBytes = number();
+    if (blob[at - 1] !== COLON) throw new Error(`packed ready rows: a row's fields do not end at byte ${at - 1}`);
+    const messageId = text(messageIdBytes);
+    const headers = text(headersBytes);
+    records.push({
+      id,
+      queueId,
+      seq,
+      priority,
+      messageId,
+      headers: headers === null ? null : (JSON.parse(headers) as MessageHeaders),
+      body: NO_BODY,
+      deliveryCount: deliveryCount === 0 && seq <= deliveredThrough ? 1 : deliveryCount,
+      publishedAt,
+      expiresAt,
+    });
+    bodyLengths.push(bodyLength);
+  }
+  return { records, bodyLengths };
+}
