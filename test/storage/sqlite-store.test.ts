@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it, type TestContext } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import { emptyBatch, openSqliteStore } from '../../storage/index.js';
 import type { SqliteStoreOptions, Store } from '../../storage/index.js';
 import { newMessage as message, resultWrite, storeConformance, T0 } from './conformance.js';
@@ -211,5 +212,15 @@ describe('sqlite store on disk', () => {
     const small = read[5]!.body;
     // A body that shared its memory with its page would keep the whole page alive while unacked.
     assert.ok(small.byteLength < 1024 && small.buffer.byteLength < 64 * 1024, 'a small body does not keep its page alive');
+  });
+
+  it('binds no LIMIT as a bare parameter, which SQLite would prepare anew at every call', () => {
+    // Checked on the sources: better-sqlite3 does not expose SQLite's count of re-prepares.
+    const storage = fileURLToPath(new URL('../../../storage/', import.meta.url));
+    const bare = readdirSync(storage)
+      .filter((name) => name.endsWith('.ts'))
+      .flatMap((name) => readFileSync(join(storage, name), 'utf8').split('\n').map((line, i) => ({ where: `${name}:${i + 1}`, line })))
+      .filter(({ line }) => /\bLIMIT\s+\?/i.test(line));
+    assert.deepEqual(bare.map(({ where, line }) => `${where} ${line.trim()}`), []);
   });
 });
