@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import type { MessageHeaders, StoredTaskState } from '../protocol/index.js';
 import { PACKED_READY_ROW, parseReadyPage } from './ready-page.js';
-import type { MessageRecord, QueueCounts, QueueRecord, ResultRecord, Store, WriteBatch, WriteResult } from './store.js';
+import type { MessageRecord, NewMessage, QueueCounts, QueueRecord, ResultRecord, Store, WriteBatch, WriteResult } from './store.js';
 
 /**
  * How hard a commit works to reach the disk.
@@ -47,6 +47,17 @@ type MessageRow = [
   expiresAt: number | null,
 ];
 const MESSAGE_COLUMNS = 'id, queue_id, seq, priority, message_id, headers, body, delivery_count, published_at, expires_at';
+const INSERT_MESSAGES =
+  'INSERT INTO messages (id, queue_id, seq, state, priority, ready_at, delivery_count, message_id, headers, published_at, body, expires_at) VALUES';
+const INSERT_MESSAGE_ROW = '(?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?)';
+const INSERT_MESSAGE_PARAMS = 11;
+/**
+ * Rows one INSERT statement writes, where a batch has that many left. better-sqlite3's call and
+ * SQLite's step and reset, once per statement, were a fifth of a row's insert: rows committed in
+ * batches of 1,024 took 0.78 of the time per row 32 at a time (4.7 against 6.1 µs, fsync included;
+ * 0.77 at 64, 0.83 at 16), 0.91 in batches of 100.
+ */
+const INSERT_ROWS_PER_STATEMENT = 32;
 /**
  * Most body bytes one `readyBodies` read concatenates. Each body read back is a view of its
  * chunk's blob, so this also bounds what one message held unacked for long keeps alive.
@@ -195,10 +206,8 @@ export function openSqliteStore(options: SqliteStoreOptions): Store {
        FROM messages GROUP BY queue_id`,
     ),
     maxId: db.prepare('SELECT MAX(id) AS id, MAX(seq) AS seq FROM messages'),
-    insert: db.prepare(
-      `INSERT INTO messages (id, queue_id, seq, state, priority, ready_at, delivery_count, message_id, headers, published_at, body, expires_at)
-       VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?)`,
-    ),
+    insert: db.prepare(`${INSERT_MESSAGES} ${INSERT_MESSAGE_ROW}`),
+    insertMany: db.prepare(`${INSERT_MESSAGES} ${Array<string>(INSERT_ROWS_PER_STATEMENT).fill(INSERT_MESSAGE_ROW).join(', ')}`),
     delay: db.prepare('UPDATE messages SET state = 2, ready_at = ?, delivery_count = ? WHERE id = ?'),
     dueDelayed: db
       .prepare(`SELECT ${MESSAGE_COLUMNS} FROM messages WHERE state = 2 AND ready_at <= ? ORDER BY ready_at LIMIT +?`)
@@ -284,28 +293,49 @@ export function openSqliteStore(options: SqliteStoreOptions): Store {
     synchronous = level;
   };
 
+  /** The parameters of one `insertMany`, reused. */
+  const insertManyArgs = new Array<unknown>(INSERT_ROWS_PER_STATEMENT * INSERT_MESSAGE_PARAMS).fill(null);
+  /** Gives a new message its id and seq and writes its parameters as row `row` of `insertManyArgs`. */
+  const bindNewMessage = (row: number, m: NewMessage): { id: number; seq: number } => {
+    const args = insertManyArgs;
+    const id = nextId++;
+    const seq = nextSeq++;
+    const at = row * INSERT_MESSAGE_PARAMS;
+    args[at] = id;
+    args[at + 1] = m.queueId;
+    args[at + 2] = seq;
+    args[at + 3] = m.readyAt > 0 ? 2 : 0;
+    args[at + 4] = m.priority;
+    args[at + 5] = m.readyAt;
+    args[at + 6] = m.messageId;
+    args[at + 7] = m.headers === null ? null : JSON.stringify(m.headers);
+    args[at + 8] = m.publishedAt;
+    args[at + 9] = asBuffer(m.body);
+    args[at + 10] = m.expiresAt;
+    return { id, seq };
+  };
+
   const writeTx = db.transaction((batch: WriteBatch): WriteResult => {
     const enqueued: WriteResult['enqueued'] = [];
     const moved: WriteResult['moved'] = [];
-    for (const m of batch.enqueue) {
+    const { enqueue } = batch;
+    let i = 0;
+    for (; i + INSERT_ROWS_PER_STATEMENT <= enqueue.length; i += INSERT_ROWS_PER_STATEMENT) {
+      for (let row = 0; row < INSERT_ROWS_PER_STATEMENT; row++) enqueued.push(bindNewMessage(row, enqueue[i + row]!));
+      stmt.insertMany.run(insertManyArgs);
+    }
+    // The rest one by one, with the parameters of bindNewMessage in its order. Passed as
+    // arguments, not through an array like insertMany's: a one-row write took 0.5-1 µs longer so.
+    for (; i < enqueue.length; i++) {
+      const m = enqueue[i]!;
       const id = nextId++;
       const seq = nextSeq++;
-      const delayed = m.readyAt > 0;
-      stmt.insert.run(
-        id,
-        m.queueId,
-        seq,
-        delayed ? 2 : 0,
-        m.priority,
-        m.readyAt,
-        m.messageId,
-        m.headers === null ? null : JSON.stringify(m.headers),
-        m.publishedAt,
-        asBuffer(m.body),
-        m.expiresAt,
-      );
+      const headers = m.headers === null ? null : JSON.stringify(m.headers);
+      stmt.insert.run(id, m.queueId, seq, m.readyAt > 0 ? 2 : 0, m.priority, m.readyAt, m.messageId, headers, m.publishedAt, asBuffer(m.body), m.expiresAt);
       enqueued.push({ id, seq });
     }
+    // The arguments hold bodies of up to 1 MiB each: let them go with the batch.
+    if (enqueue.length >= INSERT_ROWS_PER_STATEMENT) insertManyArgs.fill(null);
     for (const d of batch.delivered) stmt.delivered.run(d.deliveryCount, d.id);
     for (const m of batch.deliveredThrough) stmt.raiseMark.run(m.queueId, m.priority, m.seq);
     for (const m of batch.move) {
