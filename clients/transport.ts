@@ -22,6 +22,8 @@ export interface OpenTransportOptions {
   timeoutMs: number;
   /** Use this WebSocket constructor instead of the global one or `ws`. */
   WebSocket?: WebSocketConstructor;
+  /** `false`: open with `ws` and mask every frame with a zero key (see `ConnectOptions.maskFrames`). */
+  maskFrames?: boolean;
 }
 
 /** The standard WebSocket constructor shape we rely on. */
@@ -31,10 +33,15 @@ type NodeWs = import('ws').WebSocket;
 
 /** Opens a WebSocket to `url`; resolves once it is open. */
 export async function openTransport(url: string, handlers: TransportHandlers, options: OpenTransportOptions): Promise<Transport> {
+  const maskFrames = options.maskFrames ?? true;
   const Standard = options.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
-  if (Standard !== undefined) return openStandard(Standard, url, handlers, options.timeoutMs);
+  // A standard WebSocket always masks with random keys, so an unmasked connection takes `ws`.
+  if (Standard !== undefined && maskFrames) return openStandard(Standard, url, handlers, options.timeoutMs);
   const { WebSocket: Ws } = await import('ws');
-  return openNode(new Ws(url, { maxPayload: options.maxPayloadBytes, perMessageDeflate: false }), handlers, options.timeoutMs);
+  const wsOptions: import('ws').ClientOptions = { maxPayload: options.maxPayloadBytes, perMessageDeflate: false };
+  // With an all-zero key, ws's sender and the broker's receiver both skip the XOR pass and its copy.
+  if (!maskFrames) wsOptions.generateMask = (mask) => void mask.fill(0);
+  return openNode(new Ws(url, wsOptions), handlers, options.timeoutMs);
 }
 
 function withTimeout<T>(timeoutMs: number, url: string, start: (resolve: (v: T) => void, reject: (e: Error) => void) => () => void): Promise<T> {
