@@ -95,6 +95,26 @@ describe('maskFrames', () => {
     assert.ok(new Set(keys.map((key) => key!.toString('hex'))).size > keys.length / 2);
   });
 
+  it('false opens with ws even where a global WebSocket exists (Node >= 22), which always masks at random', async (t) => {
+    const server = await startTestServer(t);
+    const globals = globalThis as { WebSocket?: unknown };
+    const original = Object.getOwnPropertyDescriptor(globals, 'WebSocket');
+    globals.WebSocket = class {
+      constructor() {
+        throw new Error('the global WebSocket was used');
+      }
+    };
+    t.after(() => {
+      if (original === undefined) delete globals.WebSocket;
+      else Object.defineProperty(globals, 'WebSocket', original);
+    });
+    await assert.rejects(connect(server.url, { reconnect: false }), /the global WebSocket was used/);
+    const conn = await connect(server.url, { reconnect: false, maskFrames: false });
+    t.after(() => conn.close());
+    await conn.assertQueue('jobs');
+    await conn.publish('jobs', 'through ws');
+  });
+
   it('refuses a non-boolean value and the combination with a WebSocket constructor, naming the option', async (t) => {
     const server = await startTestServer(t);
     await assert.rejects(connect(server.url, { maskFrames: 'no' as unknown as boolean }), {
