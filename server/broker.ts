@@ -16,6 +16,21 @@ import { createLogger } from './logger.js';
 import { createMetrics } from './metrics.js';
 import { databasePath, resolveOptions, type BrokerOptions } from './options.js';
 
+/** How long `close()` waits for clients to answer the close frame before it cuts their sockets. */
+const CLOSE_HANDSHAKE_GRACE_MS = 2000;
+
+/** Resolves once every client socket has closed, or after `graceMs`, whichever comes first. */
+async function closeHandshakes(wss: WebSocketServer, graceMs: number): Promise<void> {
+  const open = [...wss.clients].filter((ws) => ws.readyState !== ws.CLOSED);
+  if (open.length === 0) return;
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([
+    Promise.all(open.map((ws) => new Promise((resolve) => ws.once('close', resolve)))),
+    new Promise((resolve) => (timer = setTimeout(resolve, graceMs))),
+  ]);
+  clearTimeout(timer);
+}
+
 /** A running broker. */
 export interface Broker {
   /** `ws://host:port`; HTTP is served on the same port. */
@@ -123,6 +138,10 @@ export async function startBroker(input: Partial<BrokerOptions> = {}): Promise<B
       busyPoll.close();
       for (const conn of connections) conn.close(CloseCode.goingAway, 'E_SHUTTING_DOWN', 'broker is shutting down');
       engine.close();
+      // The close frames sit behind whatever the sockets still had to send (deliveries to a busy
+      // consumer); destroyed at once, a socket drops them and its client sees an abrupt loss, not
+      // E_SHUTTING_DOWN. Clients answer a close frame at once; the ones that do not are cut.
+      await closeHandshakes(wss, CLOSE_HANDSHAKE_GRACE_MS);
       for (const ws of wss.clients) ws.terminate();
       wss.close();
       await app.close();
