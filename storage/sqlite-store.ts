@@ -1,6 +1,7 @@
 /**
- * The SQLite implementation of {@link Store}: better-sqlite3, WAL, and
- * `synchronous=FULL` by default so that a committed batch has been fsynced.
+ * The SQLite implementation of {@link Store}: better-sqlite3, WAL with `synchronous=NORMAL`, and
+ * (durability `full`, the default) the log fdatasync'd one event-loop turn after the commit of a
+ * batch of new messages, before it is called durable (wal-sync.ts).
  */
 import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
@@ -8,12 +9,14 @@ import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import type { MessageHeaders, StoredTaskState } from '../protocol/index.js';
 import { PACKED_READY_ROW, parseReadyPage } from './ready-page.js';
+import { WalSync, type SyncFile } from './wal-sync.js';
 import type { MessageRecord, NewMessage, QueueCounts, QueueRecord, ResultRecord, Store, WriteBatch, WriteResult } from './store.js';
 
 /**
- * How hard a commit works to reach the disk.
- * - `full` (default): fsync on every commit; a confirmed publish survives power loss.
- * - `normal`: WAL is fsynced only at checkpoints; survives a broker crash (`kill -9`)
+ * How hard the store works to reach the disk.
+ * - `full` (default): a batch of new messages is durable once the log has been fdatasync'd
+ *   after its commit; a confirmed publish survives power loss.
+ * - `normal`: the log is fsynced only at checkpoints; survives a broker crash (`kill -9`)
  *   but the last commits may be lost on power loss or an OS crash.
  */
 export type Durability = 'full' | 'normal';
@@ -23,10 +26,16 @@ export interface SqliteStoreOptions {
   path: string;
   /** Default `full`. */
   durability?: Durability;
+  /**
+   * Flushes the log file to disk (`fdatasync` on the broker's thread unless given). Tests pass
+   * one they can hold or fail, to see what waits for the disk.
+   */
+  syncFile?: SyncFile;
 }
 
 const MIGRATIONS_DIR = fileURLToPath(new URL('../../storage/migrations/', import.meta.url));
-const SYNCHRONOUS_LEVEL: Record<Durability, number> = { full: 2, normal: 1 };
+/** `PRAGMA synchronous` reads NORMAL back as 1. */
+const SYNCHRONOUS_NORMAL = 1;
 
 /**
  * A message row as read for dispatch, in `MESSAGE_COLUMNS` order. Read as an array
@@ -174,12 +183,13 @@ export function openSqliteStore(options: SqliteStoreOptions): Store {
     if ((err as { code?: unknown }).code !== 'SQLITE_BUSY') throw err;
     throw new Error(`${options.path} is in use by another process (another broker on the same data directory?)`, { cause: err });
   }
-  db.pragma(`synchronous = ${durability.toUpperCase()}`);
-  // better-sqlite3 leaves WAL databases at NORMAL unless told; confirms depend on this, so check it took.
+  // Commits append to the log without an fsync; `walSync` below makes them durable. NORMAL still
+  // syncs at checkpoints, so the log never restarts over frames the database file lacks on disk.
+  db.pragma('synchronous = NORMAL');
   const level = db.pragma('synchronous', { simple: true });
-  if (level !== SYNCHRONOUS_LEVEL[durability]) {
+  if (level !== SYNCHRONOUS_NORMAL) {
     db.close();
-    throw new Error(`SQLite refused synchronous=${durability} (reads back ${String(level)})`);
+    throw new Error(`SQLite refused synchronous=NORMAL (reads back ${String(level)})`);
   }
   migrate(db);
 
@@ -282,16 +292,11 @@ export function openSqliteStore(options: SqliteStoreOptions): Store {
     createdAt: row.created_at,
   });
 
-  // Only new messages need their commit on disk before the reply (the confirm). A batch of
-  // acks, delivery counts and moves commits without fsync: losing it in a power cut means
-  // redelivery, which at-least-once allows, and WAL with NORMAL never corrupts. The next
-  // FULL commit fsyncs the WAL file, and with it every frame before.
-  let synchronous: Durability = durability;
-  const setSynchronous = (level: Durability): void => {
-    if (level === synchronous) return;
-    db.pragma(`synchronous = ${level.toUpperCase()}`);
-    synchronous = level;
-  };
+  // Only new messages (and revocations) need their commit on disk before the reply: a batch
+  // of acks, delivery counts and moves waits for no sync, since losing it in a power cut means
+  // redelivery, which at-least-once allows, and WAL with NORMAL never corrupts. The next sync
+  // covers it with every frame before. An in-memory database has nothing to sync.
+  const walSync = durability === 'full' && options.path !== ':memory:' ? new WalSync(`${options.path}-wal`, options.syncFile) : null;
 
   /** The parameters of one `insertMany`, reused. */
   const insertManyArgs = new Array<unknown>(INSERT_ROWS_PER_STATEMENT * INSERT_MESSAGE_PARAMS).fill(null);
@@ -386,10 +391,12 @@ export function openSqliteStore(options: SqliteStoreOptions): Store {
       }));
     },
     write(batch) {
+      // After a failed sync nothing written can be promised durable: refuse, as a failed commit does.
+      if (walSync?.failed) throw walSync.failed;
       const saved = { nextId, nextSeq };
-      setSynchronous(needsFsync(batch) ? durability : 'normal');
       try {
         const result = writeTx(batch);
+        if (walSync !== null && needsFsync(batch)) walSync.committed();
         for (const m of batch.deliveredThrough) {
           const key = markKey(m.queueId, m.priority);
           marks.set(key, Math.max(marks.get(key) ?? 0, m.seq));
@@ -472,8 +479,15 @@ export function openSqliteStore(options: SqliteStoreOptions): Store {
         expiresAt: r.expires_at,
       }));
     },
+    whenDurable(done) {
+      if (walSync === null) done(null);
+      else walSync.whenDurable(done);
+    },
     close() {
-      if (db.open) db.close();
+      if (!db.open) return;
+      // SQLite's last checkpoint syncs the log and the database: what waited for a sync is durable.
+      db.close();
+      walSync?.closed();
     },
   };
 }

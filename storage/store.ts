@@ -5,7 +5,9 @@
  * delivery) in memory and rebuilds it from the store at start-up; the store
  * only holds what must survive a crash. Every method is synchronous and short:
  * the SQLite implementation runs on the broker's thread, and a batch of writes
- * is one transaction (group commit).
+ * is one transaction (group commit). Only the disk is waited for through a
+ * callback (`whenDurable`), so that the broker can deliver what a commit made
+ * ready before the sync that makes it durable.
  */
 import type { MessageHeaders, StoredTaskState } from '../protocol/index.js';
 
@@ -147,8 +149,18 @@ export interface Store {
   listQueues(): QueueRecord[];
   /** Per-queue message counts, read once at start-up. */
   countMessages(): QueueCounts[];
-  /** Commits a batch in one transaction; throws if it could not be made durable. */
+  /**
+   * Commits a batch in one transaction, or throws. Once it returns, the batch is read back by
+   * every call and survives a crash of the broker (the OS holds it), but it may not be on disk
+   * yet: a batch of new messages or revocations is, once {@link Store.whenDurable} says so.
+   */
   write(batch: WriteBatch): WriteResult;
+  /**
+   * Calls `done(null)` once every batch written so far that must survive power loss is on disk,
+   * or `done(error)` if it cannot be; from then on `write` throws. Calls it before returning
+   * when nothing waits for the disk. Calls come back in the order they were made.
+   */
+  whenDurable(done: (error: Error | null) => void): void;
   /** Stored (not delayed) messages of one queue and priority with `seq > afterSeq`, in seq order. */
   loadReady(params: { queueId: number; priority: number; afterSeq: number; limit: number }): MessageRecord[];
   /** Makes delayed messages due by `now` ready (each gets a new seq); returns them, oldest due first. */

@@ -17,7 +17,9 @@
  *
  * Group commit: writes of one event-loop turn (publishes, acks, delivery counts,
  * moves) go into one batch, committed in one transaction by `flush()` on
- * `setImmediate`; publishes are confirmed and become deliverable only after it.
+ * `setImmediate`; publishes become deliverable once it has committed, and are confirmed once
+ * the store says the commit is on disk (`Store.whenDurable`: the store syncs its log after the
+ * deliveries have left, and one sync covers every commit before it).
  *
  * One timer serves every time-based rule: lease expiry, delayed promotion and
  * rate-limit wake-ups. No per-message timers.
@@ -1213,15 +1215,12 @@ export class Engine {
       // Acks and delivery counts that did not commit are not lost: the rows stay and are redelivered after a restart.
       return;
     }
-    const confirms = new Map<Session, { upTo: number; duplicates: number[] }>();
+    // Readable now: new messages are dispatched at once, before their batch is on disk. A
+    // consumer may so see a message whose publish is then refused (the sync failed); at-least-once
+    // allows that, as it allows a publisher's retry after no confirm. The replies that promise
+    // durability (confirms, task states, revocations) wait for the sync.
     for (const p of publishes) {
-      let c = confirms.get(p.session);
-      if (c === undefined) confirms.set(p.session, (c = { upTo: 0, duplicates: [] }));
-      c.upTo = p.seq;
-      if (p.enqueueIndex < 0) {
-        c.duplicates.push(p.seq);
-        continue;
-      }
+      if (p.enqueueIndex < 0) continue;
       const input = batch.enqueue[p.enqueueIndex]!;
       const assigned = result.enqueued[p.enqueueIndex]!;
       p.queue.stats.published++;
@@ -1260,11 +1259,39 @@ export class Engine {
         expiresAt: null,
       });
     }
+    if (publishes.length === 0 && resultWrites.length === 0 && gets.length === 0) return;
+    this.#store.whenDurable((error) => {
+      if (error === null) this.#answerCommitted(publishes, resultWrites, gets, batch, result);
+      else this.#refuseUnsynced(publishes, resultWrites, gets, error);
+    });
+  }
+
+  /** Once a batch is on disk: confirms its publishes, tells its task-state writes, answers the gets that waited for it. */
+  #answerCommitted(publishes: PendingPublish[], resultWrites: PendingResult[], gets: PendingGet[], batch: WriteBatch, result: WriteResult): void {
+    const confirms = new Map<Session, { upTo: number; duplicates: number[] }>();
+    for (const p of publishes) {
+      let c = confirms.get(p.session);
+      if (c === undefined) confirms.set(p.session, (c = { upTo: 0, duplicates: [] }));
+      c.upTo = p.seq;
+      if (p.enqueueIndex < 0) c.duplicates.push(p.seq);
+    }
     for (const [session, c] of confirms) if (!session.closed) session.sink.confirm(c.upTo, c.duplicates);
     if (batch.results.length > 0) {
       for (const r of resultWrites) if (!r.session.closed) r.done(result.results[r.index] === true);
       this.#wakeWaiters(batch, result);
     }
+    for (const g of gets) this.#answerGet(g.session, g.taskId, g.waitMs, g.reply);
+  }
+
+  /**
+   * A batch committed but could not be synced: its publishes are refused although their messages
+   * stay queued (a retry with the same message id is then taken for a duplicate and confirmed).
+   */
+  #refuseUnsynced(publishes: PendingPublish[], resultWrites: PendingResult[], gets: PendingGet[], cause: Error): void {
+    this.#log.error({ err: cause, publishes: publishes.length }, 'store sync failed');
+    const error = new BrokerError('E_STORE_FAILED', `the store could not sync to disk: ${cause.message}`, { cause, retryAfterMs: 1000 });
+    for (const p of publishes) if (!p.session.closed) p.session.sink.publishFailed(p.seq, error);
+    for (const r of resultWrites) if (!r.session.closed) r.done(error);
     for (const g of gets) this.#answerGet(g.session, g.taskId, g.waitMs, g.reply);
   }
 

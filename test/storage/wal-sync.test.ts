@@ -1,0 +1,182 @@
+/**
+ * The store's durability point: commits append to SQLite's log without an fsync, and a batch of
+ * new messages is durable once the log has been synced after it (storage/wal-sync.ts). The
+ * stores here are real SQLite files; the sync they are given records its calls and lets the
+ * test finish them, or forwards to the real `fdatasync`.
+ */
+import assert from 'node:assert/strict';
+import { fdatasync, fstatSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it, type TestContext } from 'node:test';
+import { emptyBatch, openSqliteStore, type SqliteStoreOptions, type Store, type WriteBatch } from '../../storage/index.js';
+import { newMessage } from './conformance.js';
+
+/** A sync the test finishes by hand: `calls` holds one entry per sync started. */
+function heldSync() {
+  const calls: Array<{ fd: number; finish: (error?: Error) => void; real: () => void }> = [];
+  const syncFile: NonNullable<SqliteStoreOptions['syncFile']> = (fd, done) => {
+    calls.push({
+      fd,
+      finish: (error) => done(error ?? null),
+      real: () => fdatasync(fd, (err) => done(err)),
+    });
+  };
+  return { syncFile, calls };
+}
+
+function open(t: TestContext, options: Partial<SqliteStoreOptions> = {}): { store: Store; path: string } {
+  const dir = mkdtempSync(join(tmpdir(), 'berth-walsync-'));
+  const path = join(dir, 'berth.db');
+  const store = openSqliteStore({ path, ...options });
+  t.after(() => {
+    store.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  return { store, path };
+}
+
+function publishBatch(queueId: number, body: string): WriteBatch {
+  return { ...emptyBatch(), enqueue: [newMessage(queueId, { body: new TextEncoder().encode(body) })] };
+}
+
+/** One turn of the event loop: the store starts its sync in the next turn's check phase. */
+const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+/** Records the order in which whenDurable callbacks come back. */
+function recorder() {
+  const told: Array<{ name: string; error: Error | null }> = [];
+  return { told, when: (store: Store, name: string) => store.whenDurable((error) => told.push({ name, error })) };
+}
+
+describe('store durability: the log synced off the thread', () => {
+  it('makes a batch of new messages readable at once and durable once the log file is synced', async (t) => {
+    const { syncFile, calls } = heldSync();
+    const { store, path } = open(t, { syncFile });
+    const { queue } = store.declareQueue('q', {});
+    store.write(publishBatch(queue.id, 'hello'));
+    assert.deepEqual(
+      store.loadReady({ queueId: queue.id, priority: 0, afterSeq: 0, limit: 10 }).map((m) => new TextDecoder().decode(m.body)),
+      ['hello'],
+      'readable before any sync',
+    );
+    const { told, when } = recorder();
+    when(store, 'a');
+    assert.equal(calls.length, 0, 'the sync waits for the next turn');
+    await nextTurn();
+    assert.equal(calls.length, 1, 'one sync started');
+    assert.deepEqual(told, [], 'not durable before the sync finishes');
+    // The descriptor synced is SQLite's log file, not the database file.
+    assert.equal(fstatSync(calls[0]!.fd).ino, statSync(`${path}-wal`).ino);
+    await new Promise<void>((resolve) => {
+      store.whenDurable(() => resolve());
+      calls[0]!.real();
+    });
+    assert.deepEqual(told, [{ name: 'a', error: null }]);
+  });
+
+  it('covers every commit made before a sync starts with it; commits during a sync wait for the next one', async (t) => {
+    const { syncFile, calls } = heldSync();
+    const { store } = open(t, { syncFile });
+    const { queue } = store.declareQueue('q', {});
+    const { told, when } = recorder();
+    store.write(publishBatch(queue.id, '1'));
+    when(store, 'a');
+    store.write(publishBatch(queue.id, '2'));
+    when(store, 'b');
+    await nextTurn();
+    assert.equal(calls.length, 1, 'two commits in one turn, one sync');
+    store.write(publishBatch(queue.id, '3'));
+    when(store, 'c');
+    await nextTurn();
+    assert.equal(calls.length, 1, 'no second sync while one runs');
+    calls[0]!.finish();
+    assert.deepEqual(told.map((x) => x.name), ['a', 'b'], 'the sync covered the commits before it, not the one during it');
+    await nextTurn();
+    assert.equal(calls.length, 2, 'the next sync starts for the commit that waits');
+    calls[1]!.finish();
+    assert.deepEqual(told.map((x) => x.name), ['a', 'b', 'c']);
+    assert.ok(told.every((x) => x.error === null));
+  });
+
+  it('waits for no sync after acks and delivery counts, nor when nothing was written', async (t) => {
+    const { syncFile, calls } = heldSync();
+    const { store } = open(t, { syncFile });
+    const { queue } = store.declareQueue('q', {});
+    const { told, when } = recorder();
+    when(store, 'nothing written');
+    const [{ id }] = store.write(publishBatch(queue.id, 'x')).enqueued as [{ id: number; seq: number }];
+    when(store, 'publish');
+    await nextTurn();
+    calls[0]!.finish();
+    store.write({ ...emptyBatch(), delivered: [{ id, deliveryCount: 1 }] });
+    store.write({ ...emptyBatch(), remove: [id] });
+    when(store, 'acks');
+    assert.deepEqual(told.map((x) => x.name), ['nothing written', 'publish', 'acks'], 'told at once, in order');
+    assert.equal(calls.length, 1, 'acks started no sync');
+  });
+
+  it('after a failed sync, tells every waiter the error and refuses every later write', async (t) => {
+    const { syncFile, calls } = heldSync();
+    const { store, path } = open(t, { syncFile });
+    const { queue } = store.declareQueue('q', {});
+    const { told, when } = recorder();
+    store.write(publishBatch(queue.id, '1'));
+    when(store, 'a');
+    await nextTurn();
+    store.write(publishBatch(queue.id, '2'));
+    when(store, 'b');
+    calls[0]!.finish(Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' }));
+    assert.deepEqual(told.map((x) => x.name), ['a', 'b'], 'the waiter of the commit during the sync is told too');
+    for (const { error } of told) {
+      assert.ok(error instanceof Error);
+      assert.match(error.message, /could not sync .*berth\.db-wal to disk: EIO/);
+      assert.match(error.message, new RegExp(path.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')));
+    }
+    assert.throws(() => store.write(publishBatch(queue.id, '3')), /could not sync/);
+    when(store, 'later');
+    assert.match(told[2]!.error?.message ?? '', /could not sync/);
+    await nextTurn();
+    assert.equal(calls.length, 1, 'no sync after the failure');
+  });
+
+  it('tells the waiters at close (SQLite syncs at its last checkpoint), and a sync finishing after close is ignored', async (t) => {
+    const { syncFile, calls } = heldSync();
+    const { store } = open(t, { syncFile });
+    const { queue } = store.declareQueue('q', {});
+    const { told, when } = recorder();
+    store.write(publishBatch(queue.id, '1'));
+    when(store, 'a');
+    await nextTurn();
+    store.write(publishBatch(queue.id, '2'));
+    when(store, 'b');
+    store.close();
+    assert.deepEqual(told, [{ name: 'a', error: null }, { name: 'b', error: null }]);
+    calls[0]!.finish(new Error('EBADF: the descriptor was closed under the sync'));
+    assert.equal(told.length, 2);
+    await nextTurn();
+    assert.equal(calls.length, 1, 'no sync starts after close');
+  });
+
+  it('never syncs with durability normal or in memory', async (t) => {
+    for (const options of [{ durability: 'normal' as const }, { path: ':memory:' }]) {
+      const { syncFile, calls } = heldSync();
+      const { store } = open(t, { syncFile, ...options });
+      const { queue } = store.declareQueue('q', {});
+      const { told, when } = recorder();
+      store.write(publishBatch(queue.id, 'x'));
+      when(store, 'a');
+      assert.deepEqual(told, [{ name: 'a', error: null }], JSON.stringify(options));
+      await nextTurn();
+      assert.equal(calls.length, 0);
+    }
+  });
+
+  it('syncs with the real fdatasync by default', async (t) => {
+    const { store } = open(t);
+    const { queue } = store.declareQueue('q', {});
+    store.write(publishBatch(queue.id, 'x'));
+    const error = await new Promise<Error | null>((resolve) => store.whenDurable(resolve));
+    assert.equal(error, null);
+  });
+});
