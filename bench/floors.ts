@@ -2,7 +2,9 @@
  * Physical floors under two benchmark workloads, measured on this machine with
  * no broker involved:
  *   - fdatasync / fsync of a 4 KiB append, and a SQLite autocommit INSERT with
- *     journal_mode=WAL + synchronous=FULL (what one confirmed publish must wait for);
+ *     journal_mode=WAL made durable by synchronous=FULL, or by synchronous=NORMAL and an
+ *     fdatasync of the -wal file after it as Berth's store does (what one confirmed publish must
+ *     wait for);
  *   - a 300-byte round trip between two Node processes over loopback, on a
  *     WebSocket (ws) and on a raw TCP socket (what one prefetch-1 delivery must wait for);
  *   - the same WebSocket round trip with the echo process polling its socket instead
@@ -71,16 +73,29 @@ async function syncFloor(dir: string, name: string, sync: (fd: number) => void):
   }
 }
 
-async function sqliteFloor(dir: string): Promise<number[]> {
-  const db = new Database(join(dir, 'floors.db'));
+/**
+ * One autocommit INSERT made durable: with `synchronous=FULL` SQLite fsyncs the WAL inside the
+ * commit; with `wal` the commit runs at NORMAL and the -wal file is fdatasync'd after it through
+ * a descriptor of its own, as Berth's store does (storage/wal-sync.ts).
+ */
+async function sqliteFloor(dir: string, mode: 'full' | 'wal'): Promise<number[]> {
+  const path = join(dir, `floors-${mode}.db`);
+  const db = new Database(path);
+  let walFd: number | null = null;
   try {
     db.pragma('journal_mode = WAL');
-    db.pragma('synchronous = FULL');
+    db.pragma(`synchronous = ${mode === 'full' ? 'FULL' : 'NORMAL'}`);
     db.exec('CREATE TABLE t (id INTEGER PRIMARY KEY, body BLOB)');
     const insert = db.prepare('INSERT INTO t (body) VALUES (?)');
     const body = Buffer.alloc(256, 0x5a);
-    return await timeEach(DISK_WARMUP, DISK_SAMPLES, () => insert.run(body));
+    if (mode === 'full') return await timeEach(DISK_WARMUP, DISK_SAMPLES, () => insert.run(body));
+    const fd = (walFd = openSync(`${path}-wal`, 'r+'));
+    return await timeEach(DISK_WARMUP, DISK_SAMPLES, () => {
+      insert.run(body);
+      fdatasyncSync(fd);
+    });
   } finally {
+    if (walFd !== null) closeSync(walFd);
     db.close();
   }
 }
@@ -235,7 +250,8 @@ async function main(): Promise<void> {
     rows = [
       row('write 4 KiB + fdatasync', await syncFloor(dir, 'fdatasync', fdatasyncSync)),
       row('write 4 KiB + fsync', await syncFloor(dir, 'fsync', fsyncSync)),
-      row('SQLite INSERT 256 B, WAL + synchronous=FULL (autocommit)', await sqliteFloor(dir)),
+      row('SQLite INSERT 256 B, WAL + synchronous=FULL (autocommit)', await sqliteFloor(dir, 'full')),
+      row('SQLite INSERT 256 B, WAL + synchronous=NORMAL, then fdatasync of the -wal file (as the store does)', await sqliteFloor(dir, 'wal')),
       row(`WebSocket round trip ${RTT_BYTES} B, 2 processes, loopback`, await wsFloor()),
       row(`TCP round trip ${RTT_BYTES} B, 2 processes, loopback, nodelay`, await tcpFloor()),
       row(`WebSocket round trip ${RTT_BYTES} B, 2 processes, loopback, echo process polling`, await wsFloor('ws-poll')),
@@ -247,7 +263,7 @@ async function main(): Promise<void> {
   }
   const us = (n: number): string => n.toFixed(1);
   const ceiling = (r: Row): string => `${Math.round(1e6 / r.p50).toLocaleString('en-US')} msgs/s`;
-  const [fdatasync, , sqlite, ws, , wsPolled, fdatasyncPolled, consume] = rows as [Row, Row, Row, Row, Row, Row, Row, Row];
+  const [fdatasync, , sqlite, sqliteWal, ws, , wsPolled, fdatasyncPolled, consume] = rows as [Row, Row, Row, Row, Row, Row, Row, Row, Row];
   const md = [
     `# Berth physical floors${quick ? ' (quick)' : ''}`,
     '',
@@ -257,8 +273,9 @@ async function main(): Promise<void> {
     '| --- | ---: | ---: | ---: |',
     ...rows.map((r) => `| ${r.what} | ${us(r.p50)} | ${us(r.p99)} | ${r.n} |`),
     '',
-    `- fdatasync / SQLite FULL commit: a publish confirmed one at a time (w2) waits for at least one of these: ` +
-      `one-at-a-time publish rate ≤ 1e6 / p50 per second — ≤ ${ceiling(fdatasync)} (fdatasync), ≤ ${ceiling(sqlite)} (SQLite FULL commit).`,
+    `- fdatasync / SQLite durable commit: a publish confirmed one at a time (w2) waits for at least one of these: ` +
+      `one-at-a-time publish rate ≤ 1e6 / p50 per second — ≤ ${ceiling(fdatasync)} (fdatasync), ≤ ${ceiling(sqlite)} (SQLite FULL commit), ` +
+      `≤ ${ceiling(sqliteWal)} (NORMAL commit + fdatasync of the log, Berth's path).`,
     `- WebSocket round trip: a consumer at prefetch 1 (w3-p1) needs one round trip per message ` +
       `(deliver → ack → next deliver): rate ≤ 1e6 / p50 — ≤ ${ceiling(ws)}.`,
     `- Wake-up: with the echo process polling instead of sleeping the round trip takes ${us(wsPolled.p50)} µs, not ${us(ws.p50)}: ` +

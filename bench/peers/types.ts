@@ -19,7 +19,7 @@ export const SYSTEM_LABELS: Readonly<Record<SystemId, string>> = {
 
 /** What each system's figures mean for durability; printed under every table. */
 export const SYSTEM_NOTES: Readonly<Record<SystemId, string>> = {
-  berth: 'SQLite WAL, synchronous=FULL: fsync before every confirm (group commit).',
+  berth: 'SQLite WAL: the log fdatasync\'d before every confirm (group commit; deliveries may leave before it).',
   'rabbitmq-classic': 'durable classic queue, persistent messages, publisher confirms (fsync before confirm).',
   'rabbitmq-quorum': 'quorum queue (single node), publisher confirms after the Raft log is fsynced.',
   bullmq: "the machine's Redis as configured (appendonly no): an acknowledged add is in memory only, not durable.",

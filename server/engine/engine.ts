@@ -1285,7 +1285,8 @@ export class Engine {
 
   /**
    * A batch committed but could not be synced: its publishes are refused although their messages
-   * stay queued (a retry with the same message id is then taken for a duplicate and confirmed).
+   * stay queued. The store refuses every later write; after a restart, a retry with the same
+   * message id is confirmed as a duplicate if the message reached the disk, and stored if not.
    */
   #refuseUnsynced(publishes: PendingPublish[], resultWrites: PendingResult[], gets: PendingGet[], cause: Error): void {
     this.#log.error({ err: cause, publishes: publishes.length }, 'store sync failed');
