@@ -43,25 +43,36 @@ function publishBatch(queueId: number, body: string): WriteBatch {
 /** One turn of the event loop: the store starts its sync in the next turn's check phase. */
 const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
-/** Records the order in which whenDurable callbacks come back. */
-function recorder() {
+/**
+ * A store on a real file whose syncs the test finishes by hand, one queue `q`, and `when(name)`,
+ * which asks the store to say when it is durable and records the answer in `told`.
+ */
+function heldStore(t: TestContext, options: Partial<SqliteStoreOptions> = {}) {
+  const { syncFile, calls } = heldSync();
+  const { store, path } = open(t, { syncFile, ...options });
+  const { queue } = store.declareQueue('q', {});
   const told: Array<{ name: string; error: Error | null }> = [];
-  return { told, when: (store: Store, name: string) => store.whenDurable((error) => told.push({ name, error })) };
+  return {
+    store,
+    path,
+    queue,
+    calls,
+    told,
+    when: (name: string) => store.whenDurable((error) => told.push({ name, error })),
+    publish: (body: string) => store.write(publishBatch(queue.id, body)),
+  };
 }
 
-describe('store durability: the log synced off the thread', () => {
+describe('store durability: the log synced after the commit', () => {
   it('makes a batch of new messages readable at once and durable once the log file is synced', async (t) => {
-    const { syncFile, calls } = heldSync();
-    const { store, path } = open(t, { syncFile });
-    const { queue } = store.declareQueue('q', {});
-    store.write(publishBatch(queue.id, 'hello'));
+    const { store, path, queue, calls, told, when, publish } = heldStore(t);
+    publish('hello');
     assert.deepEqual(
       store.loadReady({ queueId: queue.id, priority: 0, afterSeq: 0, limit: 10 }).map((m) => new TextDecoder().decode(m.body)),
       ['hello'],
       'readable before any sync',
     );
-    const { told, when } = recorder();
-    when(store, 'a');
+    when('a');
     assert.equal(calls.length, 0, 'the sync waits for the next turn');
     await nextTurn();
     assert.equal(calls.length, 1, 'one sync started');
@@ -76,18 +87,15 @@ describe('store durability: the log synced off the thread', () => {
   });
 
   it('covers every commit made before a sync starts with it; commits during a sync wait for the next one', async (t) => {
-    const { syncFile, calls } = heldSync();
-    const { store } = open(t, { syncFile });
-    const { queue } = store.declareQueue('q', {});
-    const { told, when } = recorder();
-    store.write(publishBatch(queue.id, '1'));
-    when(store, 'a');
-    store.write(publishBatch(queue.id, '2'));
-    when(store, 'b');
+    const { store, calls, told, when, publish } = heldStore(t);
+    publish('1');
+    when('a');
+    publish('2');
+    when('b');
     await nextTurn();
     assert.equal(calls.length, 1, 'two commits in one turn, one sync');
-    store.write(publishBatch(queue.id, '3'));
-    when(store, 'c');
+    publish('3');
+    when('c');
     await nextTurn();
     assert.equal(calls.length, 1, 'no second sync while one runs');
     calls[0]!.finish();
@@ -100,32 +108,26 @@ describe('store durability: the log synced off the thread', () => {
   });
 
   it('waits for no sync after acks and delivery counts, nor when nothing was written', async (t) => {
-    const { syncFile, calls } = heldSync();
-    const { store } = open(t, { syncFile });
-    const { queue } = store.declareQueue('q', {});
-    const { told, when } = recorder();
-    when(store, 'nothing written');
-    const [{ id }] = store.write(publishBatch(queue.id, 'x')).enqueued as [{ id: number; seq: number }];
-    when(store, 'publish');
+    const { store, calls, told, when, publish } = heldStore(t);
+    when('nothing written');
+    const [{ id }] = publish('x').enqueued as [{ id: number; seq: number }];
+    when('publish');
     await nextTurn();
     calls[0]!.finish();
     store.write({ ...emptyBatch(), delivered: [{ id, deliveryCount: 1 }] });
     store.write({ ...emptyBatch(), remove: [id] });
-    when(store, 'acks');
+    when('acks');
     assert.deepEqual(told.map((x) => x.name), ['nothing written', 'publish', 'acks'], 'told at once, in order');
     assert.equal(calls.length, 1, 'acks started no sync');
   });
 
   it('after a failed sync, tells every waiter the error and refuses every later write', async (t) => {
-    const { syncFile, calls } = heldSync();
-    const { store, path } = open(t, { syncFile });
-    const { queue } = store.declareQueue('q', {});
-    const { told, when } = recorder();
-    store.write(publishBatch(queue.id, '1'));
-    when(store, 'a');
+    const { store, path, calls, told, when, publish } = heldStore(t);
+    publish('1');
+    when('a');
     await nextTurn();
-    store.write(publishBatch(queue.id, '2'));
-    when(store, 'b');
+    publish('2');
+    when('b');
     calls[0]!.finish(Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' }));
     assert.deepEqual(told.map((x) => x.name), ['a', 'b'], 'the waiter of the commit during the sync is told too');
     for (const { error } of told) {
@@ -133,23 +135,20 @@ describe('store durability: the log synced off the thread', () => {
       assert.match(error.message, /could not sync .*berth\.db-wal to disk: EIO/);
       assert.match(error.message, new RegExp(path.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')));
     }
-    assert.throws(() => store.write(publishBatch(queue.id, '3')), /could not sync/);
-    when(store, 'later');
+    assert.throws(() => publish('3'), /could not sync/);
+    when('later');
     assert.match(told[2]!.error?.message ?? '', /could not sync/);
     await nextTurn();
     assert.equal(calls.length, 1, 'no sync after the failure');
   });
 
   it('tells the waiters at close (SQLite syncs at its last checkpoint), and a sync finishing after close is ignored', async (t) => {
-    const { syncFile, calls } = heldSync();
-    const { store } = open(t, { syncFile });
-    const { queue } = store.declareQueue('q', {});
-    const { told, when } = recorder();
-    store.write(publishBatch(queue.id, '1'));
-    when(store, 'a');
+    const { store, calls, told, when, publish } = heldStore(t);
+    publish('1');
+    when('a');
     await nextTurn();
-    store.write(publishBatch(queue.id, '2'));
-    when(store, 'b');
+    publish('2');
+    when('b');
     store.close();
     assert.deepEqual(told, [{ name: 'a', error: null }, { name: 'b', error: null }]);
     calls[0]!.finish(new Error('EBADF: the descriptor was closed under the sync'));
@@ -160,12 +159,9 @@ describe('store durability: the log synced off the thread', () => {
 
   it('never syncs with durability normal or in memory', async (t) => {
     for (const options of [{ durability: 'normal' as const }, { path: ':memory:' }]) {
-      const { syncFile, calls } = heldSync();
-      const { store } = open(t, { syncFile, ...options });
-      const { queue } = store.declareQueue('q', {});
-      const { told, when } = recorder();
-      store.write(publishBatch(queue.id, 'x'));
-      when(store, 'a');
+      const { calls, told, when, publish } = heldStore(t, options);
+      publish('x');
+      when('a');
       assert.deepEqual(told, [{ name: 'a', error: null }], JSON.stringify(options));
       await nextTurn();
       assert.equal(calls.length, 0);
