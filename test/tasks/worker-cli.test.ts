@@ -257,8 +257,11 @@ describe('berth worker', () => {
       const w2 = await spawnWorker(['-c', '1', '--prefetch-multiplier', '1']);
 
       const longNames = ['E1', 'E2', 'E3'];
-      const longs = [];
-      for (const name of longNames) longs.push(await fx.gateEarly.delay(name));
+      // Sent together, so that one dispatch hands them out by the windows alone: two to w1, one to w2.
+      // One by one, a worker's early ack of a started task can reach the broker before the next
+      // publish, and w1, whose window is then empty again, would take all three (two running, the
+      // third prefetched behind them, never started).
+      const longs = await Promise.all(longNames.map((name) => fx.gateEarly.delay(name)));
       const starts = await Promise.all(longNames.map((name) => waitForMark(dir, `gate:start:${name}`)));
       assert.equal(starts.filter((m) => m.pid === w1.pid).length, 2);
       assert.equal(starts.filter((m) => m.pid === w2.pid).length, 1);
