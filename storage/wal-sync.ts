@@ -145,7 +145,8 @@ export class WalSync {
       this.#settle();
       return;
     }
-    this.#synced = Math.max(this.#synced, upTo);
+    // Syncs run one at a time and cover what had committed when they started: upTo only grows.
+    this.#synced = upTo;
     this.#settle();
     if (this.#waiters.length > 0 && !this.#inFlight) this.#start();
   }

@@ -1204,14 +1204,10 @@ export class Engine {
       result = isBatchEmpty(batch) ? { enqueued: [], moved: [], results: [] } : this.#store.write(batch);
     } catch (cause) {
       this.#log.error({ err: cause, publishes: publishes.length }, 'store write failed');
+      // Forget ids that were never stored, or a retry would be taken for a duplicate.
+      for (const p of publishes) if (p.dedupId !== null) this.#dedup.forget(p.queue.id, p.dedupId);
       const error = new BrokerError('E_STORE_FAILED', `the store could not commit: ${(cause as Error).message}`, { cause, retryAfterMs: 1000 });
-      for (const p of publishes) {
-        // Forget ids that were never stored, or a retry would be taken for a duplicate.
-        if (p.dedupId !== null) this.#dedup.forget(p.queue.id, p.dedupId);
-        if (!p.session.closed) p.session.sink.publishFailed(p.seq, error);
-      }
-      for (const r of resultWrites) if (!r.session.closed) r.done(error);
-      for (const g of gets) this.#answerGet(g.session, g.taskId, g.waitMs, g.reply);
+      this.#refuseBatch(publishes, resultWrites, gets, error);
       // Acks and delivery counts that did not commit are not lost: the rows stay and are redelivered after a restart.
       return;
     }
@@ -1291,6 +1287,11 @@ export class Engine {
   #refuseUnsynced(publishes: PendingPublish[], resultWrites: PendingResult[], gets: PendingGet[], cause: Error): void {
     this.#log.error({ err: cause, publishes: publishes.length }, 'store sync failed');
     const error = new BrokerError('E_STORE_FAILED', `the store could not sync to disk: ${cause.message}`, { cause, retryAfterMs: 1000 });
+    this.#refuseBatch(publishes, resultWrites, gets, error);
+  }
+
+  /** A batch that did not reach the disk (commit or sync failed): its publishes and task-state writes hear `error`; its gets are answered from what is stored. */
+  #refuseBatch(publishes: PendingPublish[], resultWrites: PendingResult[], gets: PendingGet[], error: BrokerError): void {
     for (const p of publishes) if (!p.session.closed) p.session.sink.publishFailed(p.seq, error);
     for (const r of resultWrites) if (!r.session.closed) r.done(error);
     for (const g of gets) this.#answerGet(g.session, g.taskId, g.waitMs, g.reply);
