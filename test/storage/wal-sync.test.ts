@@ -5,25 +5,13 @@
  * test finish them, or forwards to the real `fdatasync`.
  */
 import assert from 'node:assert/strict';
-import { fdatasync, fstatSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { fstatSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it, type TestContext } from 'node:test';
 import { emptyBatch, openSqliteStore, type SqliteStoreOptions, type Store, type WriteBatch } from '../../storage/index.js';
+import { heldSync } from '../helpers/held-sync.js';
 import { newMessage } from './conformance.js';
-
-/** A sync the test finishes by hand: `calls` holds one entry per sync started. */
-function heldSync() {
-  const calls: Array<{ fd: number; finish: (error?: Error) => void; real: () => void }> = [];
-  const syncFile: NonNullable<SqliteStoreOptions['syncFile']> = (fd, done) => {
-    calls.push({
-      fd,
-      finish: (error) => done(error ?? null),
-      real: () => fdatasync(fd, (err) => done(err)),
-    });
-  };
-  return { syncFile, calls };
-}
 
 function open(t: TestContext, options: Partial<SqliteStoreOptions> = {}): { store: Store; path: string } {
   const dir = mkdtempSync(join(tmpdir(), 'berth-walsync-'));

@@ -4,40 +4,21 @@
  * a real SQLite file whose sync the test finishes by hand (the real fdatasync, or a failure).
  */
 import assert from 'node:assert/strict';
-import { fdatasync } from 'node:fs';
-import { join } from 'node:path';
 import { describe, it, type TestContext } from 'node:test';
-import { pino } from 'pino';
 import type { BrokerError } from '../../../protocol/index.js';
-import { Engine, type Delivery, type SessionSink } from '../../../server/engine/engine.js';
-import { openSqliteStore } from '../../../storage/index.js';
-import { tempDir, waitFor } from '../../helpers/server.js';
+import { engineOnSqlite } from '../../helpers/engine.js';
+import { heldSync } from '../../helpers/held-sync.js';
+import { waitFor } from '../../helpers/server.js';
 
+/** An engine on a real SQLite file whose log syncs the test finishes by hand (`syncs[i].real()`, `syncs[i].finish(error)`). */
 function setup(t: TestContext) {
-  const syncs: Array<(error?: Error) => void> = [];
-  const store = openSqliteStore({
-    path: join(tempDir(t), 'berth.db'),
-    syncFile: (fd, done) => syncs.push((error) => (error === undefined ? fdatasync(fd, (err) => done(err)) : done(error))),
-  });
-  const engine = new Engine({ store, logger: pino({ level: 'silent' }) });
-  t.after(() => {
-    engine.close();
-    store.close();
-  });
-  const deliveries: Delivery[] = [];
+  const { syncFile, calls: syncs } = heldSync();
   const failed: Array<{ seq: number; error: BrokerError }> = [];
-  let confirmedUpTo = 0;
-  const sink: SessionSink = {
-    deliver: (d) => deliveries.push(d),
-    confirm: (upTo) => {
-      confirmedUpTo = upTo;
-    },
+  const { engine, session, deliveries, confirmedUpTo } = engineOnSqlite(t, {
+    storeOptions: { syncFile },
     publishFailed: (seq, error) => failed.push({ seq, error }),
-    consumerCancelled: () => {},
-    revoked: () => {},
-  };
-  const session = engine.openSession('s1', sink);
-  return { engine, session, syncs, deliveries, failed, confirmedUpTo: () => confirmedUpTo };
+  });
+  return { engine, session, syncs, deliveries, failed, confirmedUpTo };
 }
 
 const body = (s: string): Uint8Array => new TextEncoder().encode(s);
@@ -54,11 +35,11 @@ describe('engine: delivery before the sync, confirms after it', () => {
     // Published during the sync: delivered too, and confirmed only by the sync after.
     engine.publish(session, { seq: 2, queue: 'q', body: body('m2') });
     await waitFor(() => deliveries.length === 2, { what: 'the second delivery' });
-    syncs[0]!();
+    syncs[0]!.real();
     await waitFor(() => confirmedUpTo() === 1, { what: 'the first confirm' });
     await waitFor(() => syncs.length === 2, { what: 'the second sync' });
     assert.equal(confirmedUpTo(), 1);
-    syncs[1]!();
+    syncs[1]!.real();
     await waitFor(() => confirmedUpTo() === 2, { what: 'the second confirm' });
     assert.deepEqual(
       deliveries.map((d) => new TextDecoder().decode(d.message.body)),
@@ -71,7 +52,7 @@ describe('engine: delivery before the sync, confirms after it', () => {
     engine.declareQueue('q');
     engine.publish(session, { seq: 1, queue: 'q', body: body('m1') });
     await waitFor(() => syncs.length === 1, { what: 'a sync' });
-    syncs[0]!(Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' }));
+    syncs[0]!.finish(Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' }));
     await waitFor(() => failed.length === 1, { what: 'the refusal' });
     assert.equal(failed[0]!.seq, 1);
     assert.equal(failed[0]!.error.code, 'E_STORE_FAILED');
