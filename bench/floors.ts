@@ -11,6 +11,10 @@
  *     of sleeping (what `berth serve --busy-poll-us` buys: the difference is the kernel
  *     wake-up of a sleeping process), and fdatasync while another process polls (what
  *     it may cost a commit on a virtual machine);
+ *   - the WebSocket round trip again, with the echo process making the message durable before it
+ *     replies (a SQLite INSERT and an fdatasync of the -wal, as Berth's store does): a broker
+ *     with no protocol, no engine and no queue, the floor of a publish confirmed one at a time
+ *     (w2), with both processes asleep between messages as they are there;
  *   - SQLite reading back stored 256-byte messages in queue order and deleting them, pages of
  *     1000 on a table and index shaped like Berth's (the storage work a consumed message costs
  *     a broker that keeps its queues on disk, before any network; w3-p1000 is bound by it).
@@ -36,6 +40,9 @@ const DISK_WARMUP = 50;
 const RTT_SAMPLES = quick ? 2000 : 20000;
 const RTT_WARMUP = 1000;
 const RTT_BYTES = 300;
+/** The size of a confirm frame on the wire, answering a publish of a 256-byte body (~350 bytes). */
+const CONFIRM_BYTES = 23;
+const PUBLISH_BYTES = 349;
 const CONSUME_ROWS = quick ? 20_000 : 100_000;
 const CONSUME_PAGE = 1000;
 
@@ -147,10 +154,37 @@ function consumeFloor(dir: string): number[] {
   }
 }
 
+/** Replies to each message once its bytes are in a SQLite table and the log is fdatasync'd. */
+function durableReplier(dir: string): (data: Buffer) => void {
+  const path = join(dir, 'floors-echo.db');
+  const db = new Database(path);
+  db.pragma('locking_mode = EXCLUSIVE');
+  db.pragma('journal_mode = WAL');
+  db.pragma('synchronous = NORMAL');
+  db.exec('CREATE TABLE t (id INTEGER PRIMARY KEY, body BLOB)');
+  const insert = db.prepare('INSERT INTO t (body) VALUES (?)');
+  insert.run(Buffer.alloc(0)); // creates the -wal
+  const walFd = openSync(`${path}-wal`, 'r+');
+  return (data) => {
+    insert.run(data);
+    fdatasyncSync(walFd);
+  };
+}
+
 /** Child side: an echo server of the given kind; its port goes to the parent over IPC. */
-function echoServer(kind: string): void {
+function echoServer(kind: string, dir: string | undefined): void {
   if (kind === 'ws-poll') keepPolling();
-  if (kind === 'ws' || kind === 'ws-poll') {
+  if (kind === 'ws-durable') {
+    const persist = durableReplier(dir!);
+    // A confirm-sized reply, as a broker's to a publish.
+    const reply = Buffer.alloc(CONFIRM_BYTES, 0x5a);
+    const wss = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+    wss.on('connection', (ws) => ws.on('message', (data: Buffer) => {
+      persist(data);
+      ws.send(reply);
+    }));
+    wss.on('listening', () => process.send!({ port: (wss.address() as { port: number }).port }));
+  } else if (kind === 'ws' || kind === 'ws-poll') {
     const wss = new WebSocketServer({ host: '127.0.0.1', port: 0 });
     wss.on('connection', (ws) => ws.on('message', (data, isBinary) => ws.send(data, { binary: isBinary })));
     wss.on('listening', () => process.send!({ port: (wss.address() as { port: number }).port }));
@@ -173,8 +207,10 @@ function keepPolling(): void {
   poll();
 }
 
-async function startEcho(kind: 'ws' | 'ws-poll' | 'tcp'): Promise<{ child: ChildProcess; port: number }> {
-  const child = fork(fileURLToPath(import.meta.url), ['--echo-server', kind], { stdio: 'inherit' });
+type EchoKind = 'ws' | 'ws-poll' | 'ws-durable' | 'tcp';
+
+async function startEcho(kind: EchoKind, dir?: string): Promise<{ child: ChildProcess; port: number }> {
+  const child = fork(fileURLToPath(import.meta.url), ['--echo-server', kind, ...(dir === undefined ? [] : [dir])], { stdio: 'inherit' });
   const [msg] = (await once(child, 'message')) as [{ port: number }];
   return { child, port: msg.port };
 }
@@ -185,15 +221,16 @@ async function stopEcho(child: ChildProcess): Promise<void> {
   await exited;
 }
 
-async function wsFloor(kind: 'ws' | 'ws-poll' = 'ws'): Promise<number[]> {
-  const { child, port } = await startEcho(kind);
+async function wsFloor(kind: 'ws' | 'ws-poll' | 'ws-durable' = 'ws', dir?: string): Promise<number[]> {
+  const { child, port } = await startEcho(kind, dir);
   try {
     const ws = new WebSocket(`ws://127.0.0.1:${port}`);
     await once(ws, 'open');
     let resolve: () => void = () => {};
     ws.on('message', () => resolve());
-    const payload = Buffer.alloc(RTT_BYTES, 0x5a);
-    const samples = await timeEach(RTT_WARMUP, RTT_SAMPLES, () => new Promise<void>((r) => {
+    const payload = Buffer.alloc(kind === 'ws-durable' ? PUBLISH_BYTES : RTT_BYTES, 0x5a);
+    const [warmup, count] = kind === 'ws-durable' ? [DISK_WARMUP, DISK_SAMPLES] : [RTT_WARMUP, RTT_SAMPLES];
+    const samples = await timeEach(warmup, count, () => new Promise<void>((r) => {
       resolve = r;
       ws.send(payload);
     }));
@@ -255,6 +292,10 @@ async function main(): Promise<void> {
       row(`WebSocket round trip ${RTT_BYTES} B, 2 processes, loopback`, await wsFloor()),
       row(`TCP round trip ${RTT_BYTES} B, 2 processes, loopback, nodelay`, await tcpFloor()),
       row(`WebSocket round trip ${RTT_BYTES} B, 2 processes, loopback, echo process polling`, await wsFloor('ws-poll')),
+      row(
+        `WebSocket round trip, ${PUBLISH_BYTES} B out and ${CONFIRM_BYTES} B back, the echo process making each message durable first (SQLite INSERT + fdatasync of the -wal)`,
+        await wsFloor('ws-durable', dir),
+      ),
       row('write 4 KiB + fdatasync, while another process polls', await whilePolling(() => syncFloor(dir, 'fdatasync-polled', fdatasyncSync))),
       row(`SQLite read back + delete of a stored 256 B message, pages of ${CONSUME_PAGE} (µs per message)`, consumeFloor(dir)),
     ];
@@ -263,7 +304,7 @@ async function main(): Promise<void> {
   }
   const us = (n: number): string => n.toFixed(1);
   const ceiling = (r: Row): string => `${Math.round(1e6 / r.p50).toLocaleString('en-US')} msgs/s`;
-  const [fdatasync, , sqlite, sqliteWal, ws, , wsPolled, fdatasyncPolled, consume] = rows as [Row, Row, Row, Row, Row, Row, Row, Row, Row];
+  const [fdatasync, , sqlite, sqliteWal, ws, , wsPolled, wsDurable, fdatasyncPolled, consume] = rows as [Row, Row, Row, Row, Row, Row, Row, Row, Row, Row];
   const md = [
     `# Berth physical floors${quick ? ' (quick)' : ''}`,
     '',
@@ -276,6 +317,9 @@ async function main(): Promise<void> {
     `- fdatasync / SQLite durable commit: a publish confirmed one at a time (w2) waits for at least one of these: ` +
       `one-at-a-time publish rate ≤ 1e6 / p50 per second — ≤ ${ceiling(fdatasync)} (fdatasync), ≤ ${ceiling(sqlite)} (SQLite FULL commit), ` +
       `≤ ${ceiling(sqliteWal)} (NORMAL commit + fdatasync of the log, Berth's path).`,
+    `- Durable round trip: the whole of a publish confirmed one at a time, less the broker (no protocol, engine or queue), with both ` +
+      `processes asleep between messages as they are in w2: ${us(wsDurable.p50)} µs, a rate of ≤ ${ceiling(wsDurable)}. It is ` +
+      `${us(wsDurable.p50 - sqliteWal.p50 - ws.p50)} µs more than the commit and the round trip measured apart: a process woken after a longer sleep wakes slower.`,
     `- WebSocket round trip: a consumer at prefetch 1 (w3-p1) needs one round trip per message ` +
       `(deliver → ack → next deliver): rate ≤ 1e6 / p50 — ≤ ${ceiling(ws)}.`,
     `- Wake-up: with the echo process polling instead of sleeping the round trip takes ${us(wsPolled.p50)} µs, not ${us(ws.p50)}: ` +
@@ -295,7 +339,7 @@ async function main(): Promise<void> {
 
 const echoAt = process.argv.indexOf('--echo-server');
 if (echoAt >= 0) {
-  echoServer(process.argv[echoAt + 1] ?? 'tcp');
+  echoServer(process.argv[echoAt + 1] ?? 'tcp', process.argv[echoAt + 2]);
 } else if (process.argv.includes('--poll')) {
   keepPolling();
   process.send!({ polling: true });
