@@ -221,7 +221,7 @@ async function stopEcho(child: ChildProcess): Promise<void> {
   await exited;
 }
 
-async function wsFloor(kind: 'ws' | 'ws-poll' | 'ws-durable' = 'ws', dir?: string): Promise<number[]> {
+async function wsFloor(kind: Exclude<EchoKind, 'tcp'> = 'ws', dir?: string): Promise<number[]> {
   const { child, port } = await startEcho(kind, dir);
   try {
     const ws = new WebSocket(`ws://127.0.0.1:${port}`);
