@@ -5,22 +5,18 @@
  * test finish them, or forwards to the real `fdatasync`.
  */
 import assert from 'node:assert/strict';
-import { fstatSync, mkdtempSync, rmSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { fstatSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it, type TestContext } from 'node:test';
 import { emptyBatch, openSqliteStore, type SqliteStoreOptions, type Store, type WriteBatch } from '../../storage/index.js';
 import { heldSync } from '../helpers/held-sync.js';
+import { tempDir } from '../helpers/server.js';
 import { newMessage } from './conformance.js';
 
 function open(t: TestContext, options: Partial<SqliteStoreOptions> = {}): { store: Store; path: string } {
-  const dir = mkdtempSync(join(tmpdir(), 'berth-walsync-'));
-  const path = join(dir, 'berth.db');
+  const path = join(tempDir(t, 'berth-walsync-'), 'berth.db');
   const store = openSqliteStore({ path, ...options });
-  t.after(() => {
-    store.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  t.after(() => store.close());
   return { store, path };
 }
 
