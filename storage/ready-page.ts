@@ -9,14 +9,19 @@
  * A packed row is its numbers as SQLite's text of them, each ended by `,` and the last by `:`,
  * then the UTF-8 bytes of its message id and its headers (JSON). An empty field is NULL:
  *
- *   id,seq,deliveryCount,publishedAt,expiresAt,bodyLength,messageIdBytes,headersBytes:<messageId><headers>
+ *   id,seq,deliveryCount,publishedAt,expiresAt,bodyLength,bodyRef,messageIdBytes,headersBytes:<messageId><headers>
+ *
+ * `bodyRef` says where a body kept in a body run is (body-runs.ts); it is empty for a body kept
+ * in its own row.
  */
 import type { MessageHeaders } from '../protocol/index.js';
+import { decodeBodyRef } from './body-runs.js';
 import type { MessageRecord } from './store.js';
 
-/** The SELECT list of one packed row; its FROM must name `body_length` for `length(body)`. */
+/** The SELECT list of one packed row; its FROM must name `body_length` for the body's length in bytes. */
 export const PACKED_READY_ROW = `id || ',' || seq || ',' || delivery_count || ',' || published_at || ',' ||
-  ifnull(expires_at, '') || ',' || body_length || ',' || ifnull(length(CAST(message_id AS BLOB)), '') || ',' ||
+  ifnull(expires_at, '') || ',' || body_length || ',' || ifnull(body_ref, '') || ',' ||
+  ifnull(length(CAST(message_id AS BLOB)), '') || ',' ||
   ifnull(length(CAST(headers AS BLOB)), '') || ':' || ifnull(message_id, '') || ifnull(headers, '')`;
 
 const DIGIT_0 = 0x30;
@@ -27,19 +32,27 @@ const COLON = 0x3a;
 /** Stands in for a record's body until the store reads the bodies (they are read apart). */
 const NO_BODY = new Uint8Array(0);
 
+/** A page of ready rows, parsed; the arrays run in step with `records`. */
+export interface ReadyPage {
+  /** The records, their bodies left empty: the store reads the bodies apart. */
+  records: MessageRecord[];
+  bodyLengths: number[];
+  /** The body run holding each body, or null for a body kept in its own row. */
+  bodyRuns: Array<number | null>;
+  /** The offset of each body in its run (null with no run). */
+  bodyOffsets: Array<number | null>;
+}
+
 /**
  * The records of a blob of packed rows of one queue and priority, in the order SQLite packed
- * them, with their bodies left empty, and each body's length. `deliveredThrough` is the lane's
- * mark (see `delivery_marks`). Throws on bytes that do not parse.
+ * them, and where each body is. `deliveredThrough` is the lane's mark (see `delivery_marks`).
+ * Throws on bytes that do not parse.
  */
-export function parseReadyPage(
-  blob: Buffer,
-  queueId: number,
-  priority: number,
-  deliveredThrough: number,
-): { records: MessageRecord[]; bodyLengths: number[] } {
+export function parseReadyPage(blob: Buffer, queueId: number, priority: number, deliveredThrough: number): ReadyPage {
   const records: MessageRecord[] = [];
   const bodyLengths: number[] = [];
+  const bodyRuns: Array<number | null> = [];
+  const bodyOffsets: Array<number | null> = [];
   let at = 0;
 
   /** The next number, or null for an empty field; steps past its terminator. */
@@ -79,6 +92,9 @@ export function parseReadyPage(
     const publishedAt = required(number(), 'publishedAt');
     const expiresAt = number();
     const bodyLength = required(number(), 'bodyLength');
+    const bodyRef = number();
+    const run = bodyRef === null ? null : decodeBodyRef(id, bodyRef);
+    if (run !== null && run.length !== bodyLength) throw new Error(`packed ready rows: a body run's length is not the body's before byte ${at}`);
     const messageIdBytes = number();
     const headersBytes = number();
     if (blob[at - 1] !== COLON) throw new Error(`packed ready rows: a row's fields do not end at byte ${at - 1}`);
@@ -97,6 +113,8 @@ export function parseReadyPage(
       expiresAt,
     });
     bodyLengths.push(bodyLength);
+    bodyRuns.push(run === null ? null : run.runId);
+    bodyOffsets.push(run === null ? null : run.offset);
   }
-  return { records, bodyLengths };
+  return { records, bodyLengths, bodyRuns, bodyOffsets };
 }

@@ -8,6 +8,7 @@ import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import type { MessageHeaders, StoredTaskState } from '../protocol/index.js';
+import { BODY_LENGTH_SQL, concatBodies, decodeBodyRef, encodeBodyRef, planBodyRuns, type BodyRunPlan } from './body-runs.js';
 import { PACKED_READY_ROW, parseReadyPage } from './ready-page.js';
 import { WalSync, type SyncFile } from './wal-sync.js';
 import type { MessageRecord, NewMessage, QueueCounts, QueueRecord, ResultRecord, Store, WriteBatch, WriteResult } from './store.js';
@@ -54,12 +55,13 @@ type MessageRow = [
   deliveryCount: number,
   publishedAt: number,
   expiresAt: number | null,
+  bodyRef: number | null,
 ];
-const MESSAGE_COLUMNS = 'id, queue_id, seq, priority, message_id, headers, body, delivery_count, published_at, expires_at';
+const MESSAGE_COLUMNS = 'id, queue_id, seq, priority, message_id, headers, body, delivery_count, published_at, expires_at, body_ref';
 const INSERT_MESSAGES =
-  'INSERT INTO messages (id, queue_id, seq, state, priority, ready_at, delivery_count, message_id, headers, published_at, body, expires_at) VALUES';
-const INSERT_MESSAGE_ROW = '(?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?)';
-const INSERT_MESSAGE_PARAMS = 11;
+  'INSERT INTO messages (id, queue_id, seq, state, priority, ready_at, delivery_count, message_id, headers, published_at, body, expires_at, body_ref) VALUES';
+const INSERT_MESSAGE_ROW = '(?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?)';
+const INSERT_MESSAGE_PARAMS = 12;
 /**
  * Rows one INSERT statement writes, where a batch has that many left. better-sqlite3's call and
  * SQLite's step and reset, once per statement, were a fifth of a row's insert: rows committed in
@@ -72,6 +74,8 @@ const INSERT_ROWS_PER_STATEMENT = 32;
  * chunk's blob, so this also bounds what one message held unacked for long keeps alive.
  */
 const BODY_CHUNK_BYTES = 32 * 1024;
+/** The body of a message kept in a body run: its row's `body` is empty. */
+const EMPTY_BODY = Buffer.alloc(0);
 
 interface ResultRow {
   task_id: string;
@@ -212,10 +216,24 @@ export function openSqliteStore(options: SqliteStoreOptions): Store {
     ),
     purge: db.prepare('DELETE FROM messages WHERE queue_id = ? AND id NOT IN (SELECT value FROM json_each(?))'),
     counts: db.prepare(
-      `SELECT queue_id, SUM(state = 0) AS stored, SUM(state = 2) AS delayed, SUM(length(body)) AS bytes
+      `SELECT queue_id, SUM(state = 0) AS stored, SUM(state = 2) AS delayed, SUM(${BODY_LENGTH_SQL}) AS bytes
        FROM messages GROUP BY queue_id`,
     ),
-    maxId: db.prepare('SELECT MAX(id) AS id, MAX(seq) AS seq FROM messages'),
+    // A run outlives its messages only until their commit; its range is still counted, so that a
+    // run never covers the id of a message written after a restart.
+    maxId: db.prepare('SELECT MAX(id) AS id, MAX(seq) AS seq, (SELECT MAX(last_id) FROM body_runs) AS run_id FROM messages'),
+    insertRun: db.prepare('INSERT INTO body_runs (id, last_id, data) VALUES (?, ?, ?)'),
+    runBytes: db.prepare('SELECT substr(data, ? + 1, ?) FROM body_runs WHERE id = ?').pluck(true),
+    // The runs that may cover ids first..last (from the last run starting at or before first),
+    // dropped where no message in their range is left. Runs do not overlap (ids are never reused
+    // while a run covers them), so the run covering `first` is the one starting nearest below it.
+    dropDeadRuns: db.prepare(
+      `DELETE FROM body_runs WHERE id BETWEEN ifnull((SELECT MAX(id) FROM body_runs WHERE id <= ?), ?) AND ?
+         AND NOT EXISTS (SELECT 1 FROM messages WHERE messages.id BETWEEN body_runs.id AND body_runs.last_id)`,
+    ),
+    dropAllDeadRuns: db.prepare(
+      'DELETE FROM body_runs WHERE NOT EXISTS (SELECT 1 FROM messages WHERE messages.id BETWEEN body_runs.id AND body_runs.last_id)',
+    ),
     insert: db.prepare(`${INSERT_MESSAGES} ${INSERT_MESSAGE_ROW}`),
     insertMany: db.prepare(`${INSERT_MESSAGES} ${Array<string>(INSERT_ROWS_PER_STATEMENT).fill(INSERT_MESSAGE_ROW).join(', ')}`),
     delay: db.prepare('UPDATE messages SET state = 2, ready_at = ?, delivery_count = ? WHERE id = ?'),
@@ -237,7 +255,7 @@ export function openSqliteStore(options: SqliteStoreOptions): Store {
     loadReady: db
       .prepare(
         `SELECT CAST(group_concat(${PACKED_READY_ROW}, '') AS BLOB) FROM
-           (SELECT id, seq, delivery_count, published_at, expires_at, length(body) AS body_length, message_id, headers
+           (SELECT id, seq, delivery_count, published_at, expires_at, ${BODY_LENGTH_SQL} AS body_length, body_ref, message_id, headers
             FROM messages WHERE queue_id = ? AND state = 0 AND priority = ? AND seq > ? ORDER BY seq LIMIT +?)`,
       )
       .pluck(true),
@@ -280,8 +298,8 @@ export function openSqliteStore(options: SqliteStoreOptions): Store {
     maxMark = Math.max(maxMark, m.delivered_seq);
   }
 
-  const max = stmt.maxId.get() as { id: number | null; seq: number | null };
-  let nextId = (max.id ?? 0) + 1;
+  const max = stmt.maxId.get() as { id: number | null; seq: number | null; run_id: number | null };
+  let nextId = Math.max(max.id ?? 0, max.run_id ?? 0) + 1;
   // Above every mark too: once a lane's messages are all acked, a reused seq would read as delivered.
   let nextSeq = Math.max(max.seq ?? 0, max.id ?? 0, maxMark) + 1;
 
@@ -300,8 +318,13 @@ export function openSqliteStore(options: SqliteStoreOptions): Store {
 
   /** The parameters of one `insertMany`, reused. */
   const insertManyArgs = new Array<unknown>(INSERT_ROWS_PER_STATEMENT * INSERT_MESSAGE_PARAMS).fill(null);
-  /** Gives a new message its id and seq and writes its parameters as row `row` of `insertManyArgs`. */
-  const bindNewMessage = (row: number, m: NewMessage): { id: number; seq: number } => {
+  /**
+   * Gives new message `index` of `enqueue` its id and seq and writes its parameters as row `row`
+   * of `insertManyArgs`; `runIds` are the ids of the plan's runs.
+   */
+  const bindNewMessage = (row: number, enqueue: readonly NewMessage[], index: number, plan: BodyRunPlan, runIds: number[]): { id: number; seq: number } => {
+    const m = enqueue[index]!;
+    const run = plan.runs.length === 0 ? -1 : plan.runOf[index]!;
     const args = insertManyArgs;
     const id = nextId++;
     const seq = nextSeq++;
@@ -315,28 +338,86 @@ export function openSqliteStore(options: SqliteStoreOptions): Store {
     args[at + 6] = m.messageId;
     args[at + 7] = m.headers === null ? null : JSON.stringify(m.headers);
     args[at + 8] = m.publishedAt;
-    args[at + 9] = asBuffer(m.body);
     args[at + 10] = m.expiresAt;
+    if (run < 0) {
+      args[at + 9] = asBuffer(m.body);
+      args[at + 11] = null;
+    } else {
+      args[at + 9] = EMPTY_BODY;
+      args[at + 11] = encodeBodyRef(id, runIds[run]!, plan.offsets[index]!, m.body.byteLength);
+    }
     return { id, seq };
+  };
+
+  /** `length` bytes at `offset` of body run `run`; throws when the run does not hold them. */
+  const runBytes = (run: number, offset: number, length: number): Buffer => {
+    const bytes = stmt.runBytes.get(offset, length, run) as Buffer | null | undefined;
+    if (bytes === undefined || bytes === null || bytes.length !== length) {
+      throw new Error(`body run ${run} read back ${bytes?.length ?? 'no'} bytes at offset ${offset}, not ${length}`);
+    }
+    return bytes;
+  };
+  /**
+   * Sets the bodies of `records` kept in body runs (those with a run in `bodyRuns`): one read per
+   * run of the span its records' bodies cover, each body a view of it. Rows read in seq order
+   * mostly come in the order of their run, so consecutive records of one run share a read.
+   */
+  const readRunBodies = (
+    records: MessageRecord[],
+    bodyLengths: readonly number[],
+    bodyRuns: ReadonlyArray<number | null>,
+    bodyOffsets: ReadonlyArray<number | null>,
+  ): void => {
+    for (let first = 0; first < records.length; ) {
+      const run = bodyRuns[first];
+      if (run === null || run === undefined) {
+        first++;
+        continue;
+      }
+      let end = first;
+      let from = Infinity;
+      let to = 0;
+      while (end < records.length && bodyRuns[end] === run) {
+        from = Math.min(from, bodyOffsets[end]!);
+        to = Math.max(to, bodyOffsets[end]! + bodyLengths[end]!);
+        end++;
+      }
+      const span = runBytes(run, from, to - from);
+      for (let i = first; i < end; i++) records[i]!.body = span.subarray(bodyOffsets[i]! - from, bodyOffsets[i]! - from + bodyLengths[i]!);
+      first = end;
+    }
   };
 
   const writeTx = db.transaction((batch: WriteBatch): WriteResult => {
     const enqueued: WriteResult['enqueued'] = [];
     const moved: WriteResult['moved'] = [];
     const { enqueue } = batch;
+    // Messages get ids nextId, nextId + 1, ... in order, so a run's ids are known before its rows.
+    const plan = planBodyRuns(enqueue);
+    const runIds = plan.runs.map((run) => {
+      const id = nextId + run.first;
+      stmt.insertRun.run(id, nextId + run.last, concatBodies(enqueue, run.first, run.last, run.bytes));
+      return id;
+    });
     let i = 0;
     for (; i + INSERT_ROWS_PER_STATEMENT <= enqueue.length; i += INSERT_ROWS_PER_STATEMENT) {
-      for (let row = 0; row < INSERT_ROWS_PER_STATEMENT; row++) enqueued.push(bindNewMessage(row, enqueue[i + row]!));
+      for (let row = 0; row < INSERT_ROWS_PER_STATEMENT; row++) enqueued.push(bindNewMessage(row, enqueue, i + row, plan, runIds));
       stmt.insertMany.run(insertManyArgs);
     }
-    // The rest one by one, with the parameters of bindNewMessage in its order. Passed as
-    // arguments, not through an array like insertMany's: a one-row write took 0.5-1 µs longer so.
+    // The rest one by one. A body in a run takes the array of bindNewMessage; one kept in its row
+    // is passed as arguments, in bindNewMessage's order: a one-row write took 0.5-1 µs longer
+    // through an array.
     for (; i < enqueue.length; i++) {
+      if (plan.runs.length > 0 && plan.runOf[i]! >= 0) {
+        enqueued.push(bindNewMessage(0, enqueue, i, plan, runIds));
+        stmt.insert.run(insertManyArgs.slice(0, INSERT_MESSAGE_PARAMS));
+        continue;
+      }
       const m = enqueue[i]!;
       const id = nextId++;
       const seq = nextSeq++;
       const headers = m.headers === null ? null : JSON.stringify(m.headers);
-      stmt.insert.run(id, m.queueId, seq, m.readyAt > 0 ? 2 : 0, m.priority, m.readyAt, m.messageId, headers, m.publishedAt, asBuffer(m.body), m.expiresAt);
+      stmt.insert.run(id, m.queueId, seq, m.readyAt > 0 ? 2 : 0, m.priority, m.readyAt, m.messageId, headers, m.publishedAt, asBuffer(m.body), m.expiresAt, null);
       enqueued.push({ id, seq });
     }
     // The arguments hold bodies of up to 1 MiB each: let them go with the batch.
@@ -349,7 +430,10 @@ export function openSqliteStore(options: SqliteStoreOptions): Store {
       moved.push({ id: m.id, seq });
     }
     for (const d of batch.delay) stmt.delay.run(d.readyAt, d.deliveryCount, d.id);
-    forEachIdRun(batch.remove, (first, last) => stmt.removeRange.run(first, last));
+    forEachIdRun(batch.remove, (first, last) => {
+      stmt.removeRange.run(first, last);
+      stmt.dropDeadRuns.run(first, first, last);
+    });
     const results: boolean[] = [];
     for (const r of batch.results) {
       const statement = r.ifAbsent === true ? stmt.insertResult : stmt.upsertResult;
@@ -368,6 +452,7 @@ export function openSqliteStore(options: SqliteStoreOptions): Store {
     deleteQueue(queueId) {
       const changes = db.transaction(() => {
         const { changes } = stmt.deleteQueueMessages.run(queueId);
+        stmt.dropAllDeadRuns.run();
         stmt.deleteQueueMarks.run(queueId);
         stmt.deleteQueue.run(queueId);
         return changes;
@@ -377,7 +462,11 @@ export function openSqliteStore(options: SqliteStoreOptions): Store {
       return changes;
     },
     purgeQueue(queueId, keepIds) {
-      return stmt.purge.run(queueId, JSON.stringify(keepIds)).changes;
+      return db.transaction(() => {
+        const { changes } = stmt.purge.run(queueId, JSON.stringify(keepIds));
+        stmt.dropAllDeadRuns.run();
+        return changes;
+      })();
     },
     listQueues() {
       return (stmt.listQueues.all() as Array<Parameters<typeof toQueue>[0]>).map(toQueue);
@@ -408,32 +497,43 @@ export function openSqliteStore(options: SqliteStoreOptions): Store {
         throw err;
       }
     },
-    // Two reads: the rows without their bodies, then the bodies of each chunk of rows as one blob,
-    // every message's body a view of it. better-sqlite3 copies each BLOB it returns into a Buffer of
-    // its own, an allocation that was about half of the 1.7–1.9 µs a 256-byte row took to read; this
-    // way a row takes 1.3–1.5 µs (store microbenchmark, pages of 512, two runs).
+    // Reads the rows without their bodies, then the bodies kept in rows a chunk of rows at a time,
+    // each chunk one blob with every body in it a view of it, then those kept in body runs, one
+    // read per run. better-sqlite3 copies each BLOB it returns into a Buffer of its own, an
+    // allocation that was about half of the 1.7–1.9 µs a 256-byte row took to read; read in chunks
+    // a row takes 1.3–1.5 µs (store microbenchmark, pages of 512, two runs).
     loadReady({ queueId, priority, afterSeq, limit }) {
       const packed = stmt.loadReady.get(queueId, priority, afterSeq, limit) as Buffer | null;
       if (packed === null) return [];
-      const { records, bodyLengths } = parseReadyPage(packed, queueId, priority, marks.get(markKey(queueId, priority)) ?? 0);
+      const { records, bodyLengths, bodyRuns, bodyOffsets } = parseReadyPage(packed, queueId, priority, marks.get(markKey(queueId, priority)) ?? 0);
       for (let first = 0; first < records.length; ) {
-        let end = first + 1;
-        let bytes = bodyLengths[first]!;
-        while (end < records.length && bytes + bodyLengths[end]! <= BODY_CHUNK_BYTES) bytes += bodyLengths[end++]!;
+        // Rows whose body is in a run read back an empty `body` here: they count for the LIMIT only.
+        let end = first;
+        let bytes = 0;
+        while (end < records.length && (bodyRuns[end] !== null || bytes + bodyLengths[end]! <= BODY_CHUNK_BYTES || end === first)) {
+          if (bodyRuns[end] === null) bytes += bodyLengths[end]!;
+          end++;
+        }
+        // No body kept in these rows has a byte (or none is kept in them): nothing to read.
+        if (bytes === 0) {
+          first = end;
+          continue;
+        }
         const firstSeq = records[first]!.seq;
         const lastSeq = records[end - 1]!.seq;
-        // A chunk of empty bodies reads back as a zero-length blob; null would mean no row at all.
         const blob = stmt.readyBodies.get(queueId, priority, firstSeq, lastSeq, end - first) as Buffer | null;
         if (blob === null || blob.length !== bytes) {
           throw new Error(`the bodies of queue ${queueId} seq ${firstSeq}..${lastSeq} read back ${blob?.length ?? 'no'} bytes, not ${bytes}`);
         }
         for (let i = first, offset = 0; i < end; i++) {
+          if (bodyRuns[i] !== null) continue;
           const length = bodyLengths[i]!;
           records[i]!.body = blob.subarray(offset, offset + length);
           offset += length;
         }
         first = end;
       }
+      readRunBodies(records, bodyLengths, bodyRuns, bodyOffsets);
       return records;
     },
     promoteDelayed({ now, limit }) {
@@ -441,7 +541,8 @@ export function openSqliteStore(options: SqliteStoreOptions): Store {
         const rows = stmt.dueDelayed.all(now, limit) as MessageRow[];
         return rows.map((row) => {
           // A new seq is above every mark: the row's own count is the whole truth.
-          const record = toRecord(row, 0, row[6]);
+          const ref = row[10] === null ? null : decodeBodyRef(row[0], row[10]);
+          const record = toRecord(row, 0, ref === null ? row[6] : runBytes(ref.runId, ref.offset, ref.length));
           record.seq = nextSeq++;
           stmt.promote.run(record.seq, record.id);
           return record;

@@ -3,6 +3,8 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it, type TestContext } from 'node:test';
+import Database from 'better-sqlite3';
+import fc from 'fast-check';
 import { fileURLToPath } from 'node:url';
 import { emptyBatch, openSqliteStore } from '../../storage/index.js';
 import type { SqliteStoreOptions, Store } from '../../storage/index.js';
@@ -212,6 +214,127 @@ describe('sqlite store on disk', () => {
     const small = read[5]!.body;
     // A body that shared its memory with its page would keep the whole page alive while unacked.
     assert.ok(small.byteLength < 1024 && small.buffer.byteLength < 64 * 1024, 'a small body does not keep its page alive');
+  });
+
+  describe('body runs', () => {
+    /** The body runs left in the file at `path`, read after the store closed (it locks the file while open). */
+    function storedRuns(path: string): Array<{ id: number; last_id: number }> {
+      const db = new Database(path, { readonly: true });
+      try {
+        return db.prepare('SELECT id, last_id FROM body_runs ORDER BY id').all() as Array<{ id: number; last_id: number }>;
+      } finally {
+        db.close();
+      }
+    }
+    const bodyOf = (seed: number, length: number): Uint8Array => Uint8Array.from({ length }, (_, j) => (j * 7 + seed * 13) & 0xff);
+    /** Every message of the queues, read back in pages of 7 (runs and chunks then split across pages). */
+    function readAll(store: Store, queueIds: number[]): Map<number, string> {
+      const read = new Map<number, string>();
+      for (const queueId of queueIds) {
+        for (let afterSeq = 0, page = store.loadReady({ queueId, priority: 0, afterSeq, limit: 7 }); page.length > 0; ) {
+          for (const m of page) read.set(m.id, Buffer.from(m.body).toString('hex'));
+          afterSeq = page.at(-1)!.seq;
+          page = store.loadReady({ queueId, priority: 0, afterSeq, limit: 7 });
+        }
+      }
+      return read;
+    }
+
+    it('keeps the bodies of a bulk commit in runs, readable after moves, delays and a reopen, and drops each run with its last message (property)', (t) => {
+      const { dir, track } = tempDir(t);
+      let attempt = 0;
+      fc.assert(
+        fc.property(
+          // Bodies mostly small (many to a run), some of a few KiB, some empty.
+          fc.array(fc.oneof(fc.nat({ max: 300 }), fc.integer({ min: 1000, max: 6000 }), fc.constant(0)), { minLength: 1, maxLength: 200 }),
+          fc.array(fc.tuple(fc.nat(), fc.constantFrom('ack', 'move', 'delay')), { maxLength: 120 }),
+          fc.boolean(),
+          (sizes, actions, ackTheRest) => {
+            const path = join(dir, `runs-${attempt++}.db`);
+            let store = track(openSqliteStore({ path }));
+            const q = store.declareQueue('q', {}).queue;
+            const dlq = store.declareQueue('dlq', {}).queue;
+            const bodies = sizes.map((size, i) => bodyOf(i, size));
+            const ids = store.write({ ...emptyBatch(), enqueue: bodies.map((body) => message(q.id, { body })) }).enqueued.map((e) => e.id);
+            const expected = new Map(ids.map((id, i) => [id, Buffer.from(bodies[i]!).toString('hex')]));
+            const delayed = new Set<number>();
+            // Each action in a commit of its own, on a message still stored.
+            for (const [pick, action] of actions) {
+              const live = [...expected.keys()];
+              if (live.length === 0) break;
+              const id = live[pick % live.length]!;
+              if (action === 'ack') {
+                store.write({ ...emptyBatch(), remove: [id] });
+                expected.delete(id);
+                delayed.delete(id);
+              } else if (action === 'move') {
+                store.write({ ...emptyBatch(), move: [{ id, toQueueId: dlq.id, headers: null }] });
+                delayed.delete(id);
+              } else {
+                store.write({ ...emptyBatch(), delay: [{ id, readyAt: T0 + 1000, deliveryCount: 1 }] });
+                delayed.add(id);
+              }
+            }
+            store.close();
+            const live = [...expected.keys()];
+            const covering = (run: { id: number; last_id: number }): boolean => live.some((id) => id >= run.id && id <= run.last_id);
+            const runs = storedRuns(path);
+            assert.ok(runs.every(covering), 'no run outlives its messages');
+            if (sizes.reduce((a, b) => a + b, 0) >= 8 * 1024 && sizes.length >= 2 && live.length === ids.length) {
+              assert.ok(runs.length > 0, 'a bulk commit of 8 KiB or more keeps its bodies in runs');
+            }
+
+            store = track(openSqliteStore({ path }));
+            const promoted = store.promoteDelayed({ now: T0 + 1000, limit: 1000 });
+            assert.deepEqual(promoted.map((m) => m.id).sort((x, y) => x - y), [...delayed].sort((x, y) => x - y));
+            const read = readAll(store, [q.id, dlq.id]);
+            for (const m of promoted) assert.equal(Buffer.from(m.body).toString('hex'), expected.get(m.id), `promoted body of ${m.id}`);
+            assert.deepEqual(new Map([...read].sort(([x], [y]) => x - y)), new Map([...expected].sort(([x], [y]) => x - y)));
+            const counts = store.countMessages();
+            const bytes = counts.reduce((sum, c) => sum + c.bytes, 0);
+            assert.equal(bytes, [...expected.values()].reduce((sum, hex) => sum + hex.length / 2, 0), 'counted bytes');
+            // New ids after the reopen lie above every run, so no run covers a message written later.
+            const [next] = store.write({ ...emptyBatch(), enqueue: [message(q.id)] }).enqueued;
+            assert.ok([...live, ...runs.map((run) => run.last_id)].every((id) => id < next!.id), 'new ids above every run');
+            if (ackTheRest) store.write({ ...emptyBatch(), remove: [...live, next!.id].reverse() });
+            else {
+              store.purgeQueue(q.id, []);
+              store.deleteQueue(dlq.id);
+            }
+            store.close();
+            assert.deepEqual(storedRuns(path), [], 'the runs go with their last messages');
+          },
+        ),
+        { numRuns: 40 },
+      );
+    });
+
+    it('after reopen, hands out ids above a run whose last messages were acked while its first is stored', (t) => {
+      const { open, path } = setup(t);
+      let store = open();
+      const q = store.declareQueue('q', {}).queue;
+      const ids = store.write({ ...emptyBatch(), enqueue: [0, 1, 2, 3].map((i) => message(q.id, { body: bodyOf(i, 3000) })) }).enqueued.map((e) => e.id);
+      store.write({ ...emptyBatch(), remove: ids.slice(1) });
+      store.close();
+      assert.deepEqual(storedRuns(path), [{ id: ids[0], last_id: ids[3] }]);
+      store = open();
+      const [next] = store.write({ ...emptyBatch(), enqueue: [message(q.id)] }).enqueued;
+      assert.ok(next!.id > ids[3]!, `new id ${next!.id} above the run's ${ids[3]}`);
+      store.write({ ...emptyBatch(), remove: [ids[0]!] });
+      store.close();
+      assert.deepEqual(storedRuns(path), []);
+    });
+
+    it('keeps one-at-a-time publishes, bodies as large as a run and small commits in their rows', (t) => {
+      const { open, path } = setup(t);
+      const store = open();
+      const q = store.declareQueue('q', {}).queue;
+      store.write({ ...emptyBatch(), enqueue: [message(q.id, { body: bodyOf(1, 20_000) })] });
+      store.write({ ...emptyBatch(), enqueue: [message(q.id, { body: bodyOf(2, 40_000) }), message(q.id, { body: bodyOf(3, 40_000) })] });
+      store.write({ ...emptyBatch(), enqueue: [message(q.id, { body: bodyOf(4, 100) }), message(q.id, { body: bodyOf(5, 100) })] });
+      store.close();
+      assert.deepEqual(storedRuns(path), []);
+    });
   });
 
   it('binds no LIMIT as a bare parameter, which SQLite would prepare anew at every call', () => {
