@@ -139,12 +139,20 @@ function forEachIdRun(ids: readonly number[], run: (first: number, last: number)
   run(first, last);
 }
 
-/** Applies the numbered `.sql` files above the database's `user_version`, each in a transaction. */
-function migrate(db: Database.Database): void {
+/**
+ * Applies the numbered `.sql` files above the database's `user_version`, each in a transaction.
+ * Refuses a database written by a newer Berth: its rows may keep what this one cannot read (bodies
+ * in body runs, before 0005), which it would hand out as empty instead of failing.
+ */
+function migrate(db: Database.Database, path: string): void {
   const current = db.pragma('user_version', { simple: true }) as number;
   const files = readdirSync(MIGRATIONS_DIR)
     .filter((name) => /^\d{4}_.+\.sql$/.test(name))
     .sort();
+  const known = Math.max(0, ...files.map((file) => Number(file.slice(0, 4))));
+  if (current > known) {
+    throw new Error(`${path} has schema version ${current}, newer than this Berth's ${known}: open it with the Berth that wrote it, or a newer one`);
+  }
   for (const file of files) {
     const version = Number(file.slice(0, 4));
     if (version <= current) continue;
@@ -195,7 +203,12 @@ export function openSqliteStore(options: SqliteStoreOptions): Store {
     db.close();
     throw new Error(`SQLite refused synchronous=NORMAL (reads back ${String(level)})`);
   }
-  migrate(db);
+  try {
+    migrate(db, options.path);
+  } catch (err) {
+    db.close();
+    throw err;
+  }
 
   // Every LIMIT is written `LIMIT +?`, never with a bare parameter: SQLite 3.53's planner reads a
   // bare LIMIT parameter, so binding it again (better-sqlite3 binds every parameter on every call)
@@ -219,8 +232,8 @@ export function openSqliteStore(options: SqliteStoreOptions): Store {
       `SELECT queue_id, SUM(state = 0) AS stored, SUM(state = 2) AS delayed, SUM(${BODY_LENGTH_SQL}) AS bytes
        FROM messages GROUP BY queue_id`,
     ),
-    // A run outlives its messages only until their commit; its range is still counted, so that a
-    // run never covers the id of a message written after a restart.
+    // A run can reach above every stored id (its last messages acked, an earlier one still
+    // stored): new ids start above it too, so that no run covers a message written later.
     maxId: db.prepare('SELECT MAX(id) AS id, MAX(seq) AS seq, (SELECT MAX(last_id) FROM body_runs) AS run_id FROM messages'),
     insertRun: db.prepare('INSERT INTO body_runs (id, last_id, data) VALUES (?, ?, ?)'),
     runBytes: db.prepare('SELECT substr(data, ? + 1, ?) FROM body_runs WHERE id = ?').pluck(true),

@@ -194,6 +194,19 @@ describe('sqlite store on disk', () => {
     assert.deepEqual(ids, ['kept', 'after']);
   });
 
+  it('refuses a database with a newer schema than it knows, saying which, and leaves it unchanged', (t) => {
+    const { open, path } = setup(t);
+    open().close();
+    const db = new Database(path);
+    const known = db.pragma('user_version', { simple: true }) as number;
+    db.pragma(`user_version = ${known + 1}`);
+    db.close();
+    assert.throws(open, new RegExp(`schema version ${known + 1}, newer than this Berth's ${known}`));
+    const after = new Database(path, { readonly: true });
+    t.after(() => after.close());
+    assert.equal(after.pragma('user_version', { simple: true }), known + 1);
+  });
+
   it('close is idempotent', (t) => {
     const { open } = setup(t);
     const store = open();
