@@ -16,8 +16,10 @@
  *     with no protocol, no engine and no queue, the floor of a publish confirmed one at a time
  *     (w2), with both processes asleep between messages as they are there;
  *   - SQLite reading back stored 256-byte messages in queue order and deleting them, pages of
- *     1000 on a table and index shaped like Berth's (the storage work a consumed message costs
- *     a broker that keeps its queues on disk, before any network; w3-p1000 is bound by it).
+ *     1000 on Berth's table and index with each body in its row (the storage work a consumed
+ *     message costs a broker that keeps its queues on disk, before any network), and the same
+ *     through Berth's own store, which keeps the bodies of a commit in body runs
+ *     (storage/body-runs.ts): w3-p1000 is bound by it.
  * Each row: p50, p99 and sample count, in µs. Prints a markdown table and writes
  * bench/results/floors.md. Run: `npm run build && node dist/bench/floors.js [--quick]`.
  */
@@ -31,6 +33,7 @@ import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
+import { emptyBatch, openSqliteStore } from '../storage/index.js';
 import { WebSocket, WebSocketServer } from 'ws';
 import { percentileSorted } from './lib/util.js';
 
@@ -151,6 +154,37 @@ function consumeFloor(dir: string): number[] {
     return samples;
   } finally {
     db.close();
+  }
+}
+
+/**
+ * µs per message of each page, through Berth's store: `loadReady` of CONSUME_PAGE messages, then
+ * the commit of their removal. The messages were written 1,000 to a commit, as a publisher with
+ * 1,000 in flight sends them, so their bodies are in body runs.
+ */
+function storeConsumeFloor(dir: string): number[] {
+  const store = openSqliteStore({ path: join(dir, 'store-consume.db') });
+  try {
+    const queueId = store.declareQueue('floor', {}).queue.id;
+    const body = Buffer.alloc(256, 0x5a);
+    for (let written = 0; written < CONSUME_ROWS; written += 1000) {
+      const enqueue = Array.from({ length: 1000 }, (_, i) => ({
+        queueId, priority: 0, messageId: `m-${written + i}`, headers: null, body, publishedAt: Date.now(), expiresAt: null, readyAt: 0,
+      }));
+      store.write({ ...emptyBatch(), enqueue });
+    }
+    const samples: number[] = [];
+    for (let afterSeq = 0; ; ) {
+      const t0 = process.hrtime.bigint();
+      const page = store.loadReady({ queueId, priority: 0, afterSeq, limit: CONSUME_PAGE });
+      if (page.length === 0) break;
+      store.write({ ...emptyBatch(), remove: page.map((m) => m.id) });
+      samples.push(Number(process.hrtime.bigint() - t0) / 1000 / page.length);
+      afterSeq = page[page.length - 1]!.seq;
+    }
+    return samples;
+  } finally {
+    store.close();
   }
 }
 
@@ -297,14 +331,17 @@ async function main(): Promise<void> {
         await wsFloor('ws-durable', dir),
       ),
       row('write 4 KiB + fdatasync, while another process polls', await whilePolling(() => syncFloor(dir, 'fdatasync-polled', fdatasyncSync))),
-      row(`SQLite read back + delete of a stored 256 B message, pages of ${CONSUME_PAGE} (µs per message)`, consumeFloor(dir)),
+      row(`SQLite read back + delete of a stored 256 B message in its row, pages of ${CONSUME_PAGE} (µs per message)`, consumeFloor(dir)),
+      row(`Berth's store: loadReady + removal of a stored 256 B message, bodies in runs, pages of ${CONSUME_PAGE} (µs per message)`, storeConsumeFloor(dir)),
     ];
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
   const us = (n: number): string => n.toFixed(1);
   const ceiling = (r: Row): string => `${Math.round(1e6 / r.p50).toLocaleString('en-US')} msgs/s`;
-  const [fdatasync, , sqlite, sqliteWal, ws, , wsPolled, wsDurable, fdatasyncPolled, consume] = rows as [Row, Row, Row, Row, Row, Row, Row, Row, Row, Row];
+  const [fdatasync, , sqlite, sqliteWal, ws, , wsPolled, wsDurable, fdatasyncPolled, consume, storeConsume] = rows as [
+    Row, Row, Row, Row, Row, Row, Row, Row, Row, Row, Row,
+  ];
   const md = [
     `# Berth physical floors${quick ? ' (quick)' : ''}`,
     '',
@@ -330,7 +367,9 @@ async function main(): Promise<void> {
     `- Storage under a consumed message: reading it back and deleting it takes ${us(consume.p50)} µs of one core at the median page and ` +
       // Pages are all the same size, so the mean of their per-message costs is the whole run's.
       `${us(consume.mean)} µs on average (WAL checkpoints make the slow pages), before any network work: a broker thread that did ` +
-      `that and nothing else would top out at ${Math.round(1e6 / consume.mean).toLocaleString('en-US')} msgs/s (w3 at prefetch 1000 is bound by the broker's CPU).`,
+      `that and nothing else would top out at ${Math.round(1e6 / consume.mean).toLocaleString('en-US')} msgs/s (w3 at prefetch 1000 is bound by the broker's CPU). ` +
+      `Berth's store, which keeps the bodies of a commit in runs, takes ${us(storeConsume.p50)} µs at the median page and ${us(storeConsume.mean)} on average ` +
+      `for the same (its own code included), a ceiling of ${Math.round(1e6 / storeConsume.mean).toLocaleString('en-US')} msgs/s.`,
     '',
   ].join('\n');
   process.stdout.write(md);
