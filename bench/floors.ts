@@ -33,8 +33,8 @@ import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
-import { emptyBatch, openSqliteStore } from '../storage/index.js';
 import { WebSocket, WebSocketServer } from 'ws';
+import { emptyBatch, openSqliteStore } from '../storage/index.js';
 import { percentileSorted } from './lib/util.js';
 
 const quick = process.argv.includes('--quick');

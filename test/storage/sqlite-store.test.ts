@@ -3,9 +3,9 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it, type TestContext } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import fc from 'fast-check';
-import { fileURLToPath } from 'node:url';
 import { emptyBatch, openSqliteStore } from '../../storage/index.js';
 import type { SqliteStoreOptions, Store } from '../../storage/index.js';
 import { newMessage as message, resultWrite, storeConformance, T0 } from './conformance.js';
