@@ -33,7 +33,9 @@ const TWO_32 = 2 ** 32;
  * offset in that run. A run is a span of two or more consecutive messages (so of consecutive ids)
  * whose bodies add up to between {@link BODY_RUN_MIN_BYTES} and {@link BODY_RUN_MAX_BYTES}; a body
  * as large as a run already sits in overflow pages of its own row and stays there, and so do the
- * bodies of one-at-a-time publishes.
+ * bodies of one-at-a-time publishes. A run's messages share their queue, priority and whether they
+ * are delayed, so that they leave about together: a run stays on disk while any of them is stored
+ * in it, and a slow queue's messages must not keep a fast one's bodies.
  */
 export interface BodyRunPlan {
   runOf: Int32Array;
@@ -59,8 +61,13 @@ export function planBodyRuns(enqueue: readonly NewMessage[]): BodyRunPlan {
     bytes = 0;
   };
   for (let i = 0; i < enqueue.length; i++) {
-    const length = enqueue[i]!.body.byteLength;
-    if (i > first && (bytes + length > BODY_RUN_MAX_BYTES || i - first === BODY_RUN_MAX_MESSAGES)) close(i);
+    const m = enqueue[i]!;
+    const length = m.body.byteLength;
+    if (i > first) {
+      const head = enqueue[first]!;
+      const sameLane = m.queueId === head.queueId && m.priority === head.priority && m.readyAt > 0 === head.readyAt > 0;
+      if (!sameLane || bytes + length > BODY_RUN_MAX_BYTES || i - first === BODY_RUN_MAX_MESSAGES) close(i);
+    }
     offsets[i] = bytes;
     bytes += length;
   }
@@ -84,6 +91,13 @@ export function encodeBodyRef(id: number, runId: number, offset: number, length:
 export function decodeBodyRef(id: number, ref: number): { runId: number; offset: number; length: number } {
   return { runId: id - Math.floor(ref / TWO_32), offset: Math.floor(ref / TWO_16) % TWO_16, length: ref % TWO_16 };
 }
+
+/**
+ * SQL for the body of a row of `messages` kept in a run, read from the run: the value its own
+ * `body` takes when it leaves the run.
+ */
+export const RUN_BODY_SQL = `(SELECT substr(data, messages.body_ref / 65536 % 65536 + 1, messages.body_ref % 65536) FROM body_runs
+  WHERE body_runs.id = messages.id - messages.body_ref / 4294967296)`;
 
 /** SQL for a body's length from `body_ref` and `body` (`length(body)` reads it from the row's header). */
 export const BODY_LENGTH_SQL = 'ifnull(body_ref % 65536, length(body))';

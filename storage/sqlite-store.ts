@@ -8,7 +8,7 @@ import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import type { MessageHeaders, StoredTaskState } from '../protocol/index.js';
-import { BODY_LENGTH_SQL, concatBodies, decodeBodyRef, encodeBodyRef, planBodyRuns, type BodyRunPlan } from './body-runs.js';
+import { BODY_LENGTH_SQL, RUN_BODY_SQL, concatBodies, decodeBodyRef, encodeBodyRef, planBodyRuns, type BodyRunPlan } from './body-runs.js';
 import { PACKED_READY_ROW, parseReadyPage } from './ready-page.js';
 import { WalSync, type SyncFile } from './wal-sync.js';
 import type { MessageRecord, NewMessage, QueueCounts, QueueRecord, ResultRecord, Store, WriteBatch, WriteResult } from './store.js';
@@ -238,15 +238,21 @@ export function openSqliteStore(options: SqliteStoreOptions): Store {
     insertRun: db.prepare('INSERT INTO body_runs (id, last_id, data) VALUES (?, ?, ?)'),
     runBytes: db.prepare('SELECT substr(data, ? + 1, ?) FROM body_runs WHERE id = ?').pluck(true),
     // The runs that may cover ids first..last (from the last run starting at or before first),
-    // dropped where no message in their range is left. Runs do not overlap (ids are never reused
-    // while a run covers them), so the run covering `first` is the one starting nearest below it.
+    // dropped where no message in their range keeps its body there. Runs do not overlap (ids are
+    // never reused while a run covers them), so the run covering `first` is the one starting
+    // nearest below it. A message of the range with a body of its own (taken out by a move or a
+    // delay) does not keep the run.
     dropDeadRuns: db.prepare(
       `DELETE FROM body_runs WHERE id BETWEEN ifnull((SELECT MAX(id) FROM body_runs WHERE id <= ?), ?) AND ?
-         AND NOT EXISTS (SELECT 1 FROM messages WHERE messages.id BETWEEN body_runs.id AND body_runs.last_id)`,
+         AND NOT EXISTS (SELECT 1 FROM messages WHERE messages.id BETWEEN body_runs.id AND body_runs.last_id AND body_ref IS NOT NULL)`,
     ),
     dropAllDeadRuns: db.prepare(
-      'DELETE FROM body_runs WHERE NOT EXISTS (SELECT 1 FROM messages WHERE messages.id BETWEEN body_runs.id AND body_runs.last_id)',
+      `DELETE FROM body_runs WHERE NOT EXISTS
+         (SELECT 1 FROM messages WHERE messages.id BETWEEN body_runs.id AND body_runs.last_id AND body_ref IS NOT NULL)`,
     ),
+    // A message that leaves its lane for long (dead-lettered, moved, delayed by a nack) takes its
+    // body out of its run, so as not to keep the run's other bodies on disk for as long.
+    takeBodyOutOfRun: db.prepare(`UPDATE messages SET body = ${RUN_BODY_SQL}, body_ref = NULL WHERE id = ? AND body_ref IS NOT NULL`),
     insert: db.prepare(`${INSERT_MESSAGES} ${INSERT_MESSAGE_ROW}`),
     insertMany: db.prepare(`${INSERT_MESSAGES} ${Array<string>(INSERT_ROWS_PER_STATEMENT).fill(INSERT_MESSAGE_ROW).join(', ')}`),
     delay: db.prepare('UPDATE messages SET state = 2, ready_at = ?, delivery_count = ? WHERE id = ?'),
@@ -401,6 +407,11 @@ export function openSqliteStore(options: SqliteStoreOptions): Store {
     }
   };
 
+  /** Gives message `id` its body back in its own row if a run holds it, and drops the run if that was its last. */
+  const takeBodyOutOfRun = (id: number): void => {
+    if (stmt.takeBodyOutOfRun.run(id).changes === 1) stmt.dropDeadRuns.run(id, id, id);
+  };
+
   const writeTx = db.transaction((batch: WriteBatch): WriteResult => {
     const enqueued: WriteResult['enqueued'] = [];
     const moved: WriteResult['moved'] = [];
@@ -439,10 +450,14 @@ export function openSqliteStore(options: SqliteStoreOptions): Store {
     for (const m of batch.deliveredThrough) stmt.raiseMark.run(m.queueId, m.priority, m.seq);
     for (const m of batch.move) {
       const seq = nextSeq++;
+      takeBodyOutOfRun(m.id);
       stmt.move.run(m.toQueueId, seq, m.headers === null ? null : JSON.stringify(m.headers), m.id);
       moved.push({ id: m.id, seq });
     }
-    for (const d of batch.delay) stmt.delay.run(d.readyAt, d.deliveryCount, d.id);
+    for (const d of batch.delay) {
+      takeBodyOutOfRun(d.id);
+      stmt.delay.run(d.readyAt, d.deliveryCount, d.id);
+    }
     forEachIdRun(batch.remove, (first, last) => {
       stmt.removeRange.run(first, last);
       stmt.dropDeadRuns.run(first, first, last);
