@@ -225,10 +225,14 @@ async function main(): Promise<void> {
     await stopBerth();
     if (redis !== null) await redis.stop().catch(() => {});
   };
-  process.on('SIGINT', () => {
-    log('interrupted: stopping the processes the bench started');
-    void shutdown().then(() => process.exit(130));
-  });
+  // Ctrl-C, or a plain `kill`: either way the broker, the bench's own Redis and the running cell
+  // go with the bench instead of running on.
+  for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
+    process.on(signal, () => {
+      log(`${signal}: stopping the processes the bench started`);
+      void shutdown().then(() => process.exit(code));
+    });
+  }
 
   if (opts.systems.includes('bullmq-durable')) {
     try {

@@ -4,11 +4,13 @@
  * how fast: speed is for `npm run bench` on a quiet machine.
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { tempDir } from '../helpers/server.js';
 
@@ -44,5 +46,36 @@ describe('bench --quick', () => {
     // Targets are evaluated and shown, never asserted.
     assert.ok(report.targets.length > 0);
     assert.match(readFileSync(join(out, 'latest.md'), 'utf8'), /## Targets/);
+  });
+
+  it('stops the broker it started when it is killed with SIGTERM', { timeout: 60_000 }, async (t) => {
+    const out = tempDir(t, 'berth-bench-out-');
+    const bench = spawn(process.execPath, [RUN, '--quick', '--only', 'w7', '--systems', 'berth', '--out', out], { stdio: ['ignore', 'pipe', 'pipe'] });
+    t.after(() => bench.kill('SIGKILL'));
+    let output = '';
+    const brokerPid = await new Promise<number>((resolve, reject) => {
+      const onData = (chunk: Buffer): void => {
+        output += chunk.toString();
+        const started = /started berth serve for \S+: \S+, pid (\d+)/.exec(output);
+        if (started !== null) resolve(Number(started[1]));
+      };
+      bench.stdout.on('data', onData);
+      bench.stderr.on('data', onData);
+      bench.once('exit', () => reject(new Error(`the bench exited before starting Berth:\n${output}`)));
+    });
+    const exited = once(bench, 'exit');
+    bench.kill('SIGTERM');
+    const [code] = (await exited) as [number | null];
+    assert.equal(code, 143, output);
+    const alive = (pid: number): boolean => {
+      try {
+        process.kill(pid, 0);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    for (const deadline = Date.now() + 10_000; alive(brokerPid) && Date.now() < deadline; ) await sleep(50);
+    assert.equal(alive(brokerPid), false, `berth serve (pid ${brokerPid}) outlived the bench`);
   });
 });
