@@ -81,21 +81,26 @@ export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv): Partial<
 async function serve(argv: string[]): Promise<void> {
   const { logLevel, ...options } = parseServeArgs(argv, process.env);
   const logger = createLogger(logLevel);
-  const broker = await startBroker({ ...options, logger });
+  // The handlers go in before the broker starts: "broker listening" is logged during the start, and
+  // a supervisor may answer it with a signal at once, which must close the broker, not kill it.
+  const started = startBroker({ ...options, logger });
   let signals = 0;
   const stop = (signal: string): void => {
     if (++signals > 1) process.exit(1);
     logger.info({ signal }, 'shutting down');
-    broker.close().then(
-      () => process.exit(0),
-      (err: unknown) => {
-        logger.error({ err }, 'shutdown failed');
-        process.exit(1);
-      },
-    );
+    started
+      .then((broker) => broker.close())
+      .then(
+        () => process.exit(0),
+        (err: unknown) => {
+          logger.error({ err }, 'shutdown failed');
+          process.exit(1);
+        },
+      );
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
+  await started;
 }
 
 /** Runs `berth serve` with these arguments (after the word `serve`). */

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { connect } from '../../clients/index.js';
 import { rawPeer } from '../helpers/raw.js';
-import { startTestServer, waitFor } from '../helpers/server.js';
+import { spawnServer, startTestServer, tempDir, waitFor } from '../helpers/server.js';
 
 describe('graceful close', () => {
   it('sends E_SHUTTING_DOWN and close 1001 after the deliveries still queued on a slow reader', async (t) => {
@@ -36,5 +36,15 @@ describe('graceful close', () => {
     assert.equal(deliveries, COUNT, 'every delivery already sent arrived before the close');
     const error = consumer.frames.find((f) => f.type === 'error');
     assert.equal(error?.type === 'error' && error.code, 'E_SHUTTING_DOWN');
+  });
+
+  it('berth serve exits on SIGTERM even when the reader of its log is gone', { timeout: 30_000 }, async (t) => {
+    const server = await spawnServer(tempDir(t));
+    t.after(() => server.child.kill('SIGKILL'));
+    // Whoever read the log (a pipe to a log shipper, say) goes away: the next line meets EPIPE.
+    server.child.stdout!.destroy();
+    server.child.kill('SIGTERM');
+    const exit = await Promise.race([server.exited, new Promise((resolve) => setTimeout(() => resolve('still running after 10 s'), 10_000))]);
+    assert.equal(exit, 0);
   });
 });
