@@ -361,6 +361,23 @@ describe('sqlite store on disk', () => {
       assert.ok(Buffer.from(promoted!.body).equals(Buffer.from(bodyOf(2, 3000))), 'the delayed message keeps its body');
     });
 
+    it('promotes delayed messages published together with their bodies read from their run', (t) => {
+      const { open, path } = setup(t);
+      let store = open();
+      const q = store.declareQueue('q', {}).queue;
+      const bodies = Array.from({ length: 20 }, (_, i) => bodyOf(i, 1024));
+      const ids = store.write({ ...emptyBatch(), enqueue: bodies.map((body) => message(q.id, { body, readyAt: T0 + 5 })) }).enqueued.map((e) => e.id);
+      store.close();
+      assert.deepEqual(storedRuns(path), [{ id: ids[0], last_id: ids[19] }]);
+      store = open();
+      const promoted = store.promoteDelayed({ now: T0 + 5, limit: 100 });
+      assert.deepEqual(promoted.map((m) => m.id), ids);
+      promoted.forEach((m, i) => assert.ok(Buffer.from(m.body).equals(Buffer.from(bodies[i]!)), `body ${i}`));
+      store.write({ ...emptyBatch(), remove: ids });
+      store.close();
+      assert.deepEqual(storedRuns(path), []);
+    });
+
     it('never puts messages of two queues, priorities, or delayed and ready ones in one run', (t) => {
       const { open, path } = setup(t);
       const store = open();
