@@ -338,12 +338,19 @@ export function openSqliteStore(options: SqliteStoreOptions): Store {
   /** The parameters of one `insertMany`, reused. */
   const insertManyArgs = new Array<unknown>(INSERT_ROWS_PER_STATEMENT * INSERT_MESSAGE_PARAMS).fill(null);
   /**
+   * `body_ref` of new message `index` of `enqueue`, given id `id`, or null when its body stays in
+   * its row; `runIds` are the ids of the plan's runs.
+   */
+  const bodyRefOf = (enqueue: readonly NewMessage[], index: number, id: number, plan: BodyRunPlan, runIds: number[]): number | null => {
+    const run = plan.runs.length === 0 ? -1 : plan.runOf[index]!;
+    return run < 0 ? null : encodeBodyRef(id, runIds[run]!, plan.offsets[index]!, enqueue[index]!.body.byteLength);
+  };
+  /**
    * Gives new message `index` of `enqueue` its id and seq and writes its parameters as row `row`
-   * of `insertManyArgs`; `runIds` are the ids of the plan's runs.
+   * of `insertManyArgs`.
    */
   const bindNewMessage = (row: number, enqueue: readonly NewMessage[], index: number, plan: BodyRunPlan, runIds: number[]): { id: number; seq: number } => {
     const m = enqueue[index]!;
-    const run = plan.runs.length === 0 ? -1 : plan.runOf[index]!;
     const args = insertManyArgs;
     const id = nextId++;
     const seq = nextSeq++;
@@ -357,14 +364,10 @@ export function openSqliteStore(options: SqliteStoreOptions): Store {
     args[at + 6] = m.messageId;
     args[at + 7] = m.headers === null ? null : JSON.stringify(m.headers);
     args[at + 8] = m.publishedAt;
+    const ref = bodyRefOf(enqueue, index, id, plan, runIds);
+    args[at + 9] = ref === null ? asBuffer(m.body) : EMPTY_BODY;
     args[at + 10] = m.expiresAt;
-    if (run < 0) {
-      args[at + 9] = asBuffer(m.body);
-      args[at + 11] = null;
-    } else {
-      args[at + 9] = EMPTY_BODY;
-      args[at + 11] = encodeBodyRef(id, runIds[run]!, plan.offsets[index]!, m.body.byteLength);
-    }
+    args[at + 11] = ref;
     return { id, seq };
   };
 
@@ -428,20 +431,16 @@ export function openSqliteStore(options: SqliteStoreOptions): Store {
       for (let row = 0; row < INSERT_ROWS_PER_STATEMENT; row++) enqueued.push(bindNewMessage(row, enqueue, i + row, plan, runIds));
       stmt.insertMany.run(insertManyArgs);
     }
-    // The rest one by one. A body in a run takes the array of bindNewMessage; one kept in its row
-    // is passed as arguments, in bindNewMessage's order: a one-row write took 0.5-1 µs longer
-    // through an array.
+    // The rest one by one, with the parameters of bindNewMessage in its order. Passed as
+    // arguments, not through an array like insertMany's: a one-row write took 0.5-1 µs longer so.
     for (; i < enqueue.length; i++) {
-      if (plan.runs.length > 0 && plan.runOf[i]! >= 0) {
-        enqueued.push(bindNewMessage(0, enqueue, i, plan, runIds));
-        stmt.insert.run(insertManyArgs.slice(0, INSERT_MESSAGE_PARAMS));
-        continue;
-      }
       const m = enqueue[i]!;
       const id = nextId++;
       const seq = nextSeq++;
       const headers = m.headers === null ? null : JSON.stringify(m.headers);
-      stmt.insert.run(id, m.queueId, seq, m.readyAt > 0 ? 2 : 0, m.priority, m.readyAt, m.messageId, headers, m.publishedAt, asBuffer(m.body), m.expiresAt, null);
+      const ref = bodyRefOf(enqueue, i, id, plan, runIds);
+      const body = ref === null ? asBuffer(m.body) : EMPTY_BODY;
+      stmt.insert.run(id, m.queueId, seq, m.readyAt > 0 ? 2 : 0, m.priority, m.readyAt, m.messageId, headers, m.publishedAt, body, m.expiresAt, ref);
       enqueued.push({ id, seq });
     }
     // The arguments hold bodies of up to 1 MiB each: let them go with the batch.
