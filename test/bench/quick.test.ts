@@ -10,9 +10,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
-import { tempDir } from '../helpers/server.js';
+import { processAlive, tempDir, waitFor } from '../helpers/server.js';
 
 const RUN = fileURLToPath(new URL('../../bench/run.js', import.meta.url));
 
@@ -67,15 +66,6 @@ describe('bench --quick', () => {
     bench.kill('SIGTERM');
     const [code] = (await exited) as [number | null];
     assert.equal(code, 143, output);
-    const alive = (pid: number): boolean => {
-      try {
-        process.kill(pid, 0);
-        return true;
-      } catch {
-        return false;
-      }
-    };
-    for (const deadline = Date.now() + 10_000; alive(brokerPid) && Date.now() < deadline; ) await sleep(50);
-    assert.equal(alive(brokerPid), false, `berth serve (pid ${brokerPid}) outlived the bench`);
+    await waitFor(() => !processAlive(brokerPid), { timeoutMs: 10_000, intervalMs: 50, what: `berth serve (pid ${brokerPid}) to go with the bench` });
   });
 });

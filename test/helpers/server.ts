@@ -61,6 +61,16 @@ export async function spawnServer(dataDir: string, extraArgs: string[] = []): Pr
   return { url, child, exited };
 }
 
+/** Whether a process with this pid exists (signal 0 checks without sending anything). */
+export function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** Polls `check` until it returns true or the deadline passes. */
 export async function waitFor(check: () => boolean | Promise<boolean>, { timeoutMs = 10_000, intervalMs = 10, what = 'condition' } = {}): Promise<void> {
   const deadline = Date.now() + timeoutMs;

@@ -8,21 +8,12 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { describe, it } from 'node:test';
 import { TaskFailedError } from '../../clients/index.js';
-import { waitFor } from '../helpers/server.js';
+import { processAlive, waitFor } from '../helpers/server.js';
 import { CLI, FIXTURE, openGate, queueStats, readMarks, setup, waitForMark, waitForQueue, type WorkerProcess } from './worker-process.js';
 
 /** Every wait on a result is bounded, so a stuck task fails its test instead of hanging the file. */
 const GET = { timeoutMs: 10_000 } as const;
 const TEST = { timeout: 20_000 } as const;
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** Task ids the worker logged as received (debug level, which the tests turn on). */
 function received(worker: WorkerProcess, task: string): string[] {
@@ -164,7 +155,7 @@ describe('berth worker', () => {
         // The killed run is neither acked nor finished: its message is ready again.
         await waitForQueue(url, 'tasks', (q) => q.ready === 1 && q.unacked === 0, { timeoutMs: 5_000, what: 'the killed task back in the queue' });
         assert.equal(await result.state(), 'STARTED', 'no result was stored for the killed run');
-        await waitFor(() => !alive(firstRun.pid), { what: `the process that ran the task (${firstRun.pid}) to be gone` });
+        await waitFor(() => !processAlive(firstRun.pid), { what: `the process that ran the task (${firstRun.pid}) to be gone` });
 
         const w2 = await spawnWorker([]);
         await waitForMark(dir, 'gate:start:c1', { pid: w2.pid });
