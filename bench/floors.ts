@@ -86,13 +86,15 @@ async function syncFloor(dir: string, name: string, sync: (fd: number) => void):
 /**
  * One autocommit INSERT made durable: with `synchronous=FULL` SQLite fsyncs the WAL inside the
  * commit; with `wal` the commit runs at NORMAL and the -wal file is fdatasync'd after it through
- * a descriptor of its own, as Berth's store does (storage/wal-sync.ts).
+ * a descriptor of its own, as Berth's store does (storage/wal-sync.ts). Both hold the database in
+ * exclusive locking mode, as the store does: no shared-memory index, no lock calls per commit.
  */
 async function sqliteFloor(dir: string, mode: 'full' | 'wal'): Promise<number[]> {
   const path = join(dir, `floors-${mode}.db`);
   const db = new Database(path);
   let walFd: number | null = null;
   try {
+    db.pragma('locking_mode = EXCLUSIVE'); // before WAL mode, as in the store
     db.pragma('journal_mode = WAL');
     db.pragma(`synchronous = ${mode === 'full' ? 'FULL' : 'NORMAL'}`);
     db.exec('CREATE TABLE t (id INTEGER PRIMARY KEY, body BLOB)');
@@ -121,8 +123,8 @@ const MIGRATIONS_DIR = new URL('../../storage/migrations/', import.meta.url);
 function consumeFloor(dir: string): number[] {
   const db = new Database(join(dir, 'consume.db'));
   try {
-    db.pragma('journal_mode = WAL');
     db.pragma('locking_mode = EXCLUSIVE');
+    db.pragma('journal_mode = WAL');
     db.pragma('synchronous = NORMAL');
     for (const file of readdirSync(MIGRATIONS_DIR).filter((name) => name.endsWith('.sql')).sort()) {
       db.exec(readFileSync(new URL(file, MIGRATIONS_DIR), 'utf8'));
