@@ -112,6 +112,20 @@ async function sqliteFloor(dir: string, mode: 'full' | 'wal'): Promise<number[]>
   }
 }
 
+/**
+ * µs per message of each call of `consumePage`, which reads and removes one page of stored
+ * messages and returns how many; stops at the first call that finds none (not counted).
+ */
+function timePages(consumePage: () => number): number[] {
+  const samples: number[] = [];
+  for (;;) {
+    const t0 = process.hrtime.bigint();
+    const consumed = consumePage();
+    if (consumed === 0) return samples;
+    samples.push(Number(process.hrtime.bigint() - t0) / 1000 / consumed);
+  }
+}
+
 const MIGRATIONS_DIR = new URL('../../storage/migrations/', import.meta.url);
 
 /**
@@ -145,15 +159,14 @@ function consumeFloor(dir: string): number[] {
       .raw(true);
     const remove = db.prepare('DELETE FROM messages WHERE id BETWEEN ? AND ?');
     const removePage = db.transaction((first: number, last: number) => remove.run(first, last));
-    const samples: number[] = [];
-    for (let afterSeq = 0; afterSeq < CONSUME_ROWS; ) {
-      const t0 = process.hrtime.bigint();
+    let afterSeq = 0;
+    return timePages(() => {
       const rows = read.all(afterSeq, CONSUME_PAGE) as Array<[number, number]>;
+      if (rows.length === 0) return 0;
       removePage(rows[0]![0], rows[rows.length - 1]![0]);
-      samples.push(Number(process.hrtime.bigint() - t0) / 1000 / rows.length);
       afterSeq = rows[rows.length - 1]![1];
-    }
-    return samples;
+      return rows.length;
+    });
   } finally {
     db.close();
   }
@@ -175,16 +188,14 @@ function storeConsumeFloor(dir: string): number[] {
       }));
       store.write({ ...emptyBatch(), enqueue });
     }
-    const samples: number[] = [];
-    for (let afterSeq = 0; ; ) {
-      const t0 = process.hrtime.bigint();
+    let afterSeq = 0;
+    return timePages(() => {
       const page = store.loadReady({ queueId, priority: 0, afterSeq, limit: CONSUME_PAGE });
-      if (page.length === 0) break;
+      if (page.length === 0) return 0;
       store.write({ ...emptyBatch(), remove: page.map((m) => m.id) });
-      samples.push(Number(process.hrtime.bigint() - t0) / 1000 / page.length);
       afterSeq = page[page.length - 1]!.seq;
-    }
-    return samples;
+      return page.length;
+    });
   } finally {
     store.close();
   }

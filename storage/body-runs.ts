@@ -94,10 +94,11 @@ export function decodeBodyRef(id: number, ref: number): { runId: number; offset:
 
 /**
  * SQL for the body of a row of `messages` kept in a run, read from the run: the value its own
- * `body` takes when it leaves the run.
+ * `body` takes when it leaves the run. It decodes `body_ref` as {@link decodeBodyRef} does, from the
+ * same constants (SQLite's `/` on integers truncates, as `Math.floor` does for these positive values).
  */
-export const RUN_BODY_SQL = `(SELECT substr(data, messages.body_ref / 65536 % 65536 + 1, messages.body_ref % 65536) FROM body_runs
-  WHERE body_runs.id = messages.id - messages.body_ref / 4294967296)`;
+export const RUN_BODY_SQL = `(SELECT substr(data, messages.body_ref / ${TWO_16} % ${TWO_16} + 1, messages.body_ref % ${TWO_16}) FROM body_runs
+  WHERE body_runs.id = messages.id - messages.body_ref / ${TWO_32})`;
 
 /** SQL for a body's length from `body_ref` and `body` (`length(body)` reads it from the row's header). */
-export const BODY_LENGTH_SQL = 'ifnull(body_ref % 65536, length(body))';
+export const BODY_LENGTH_SQL = `ifnull(body_ref % ${TWO_16}, length(body))`;
