@@ -31,6 +31,7 @@ import {
   type DecodeError,
   type Frame,
   type FrameOf,
+  type FrameType,
   type MessageHeaders,
   type QueueOptions,
   type StoredTaskState,
@@ -38,6 +39,7 @@ import {
 } from '../protocol/index.js';
 import { createMessage, MARK_REVOKED, type Message, type DeliveryPort, type SettleRequest, type TrackedMessage } from './message.js';
 import { openTransport, type Transport, type WebSocketConstructor } from './transport.js';
+import { publishHeader } from './publish-header.js';
 import { formatUuid } from './uuid.js';
 
 /**
@@ -857,14 +859,24 @@ class ClientConnection implements Connection {
   // ---- outbound ------------------------------------------------------------
 
   #send(frame: Frame): void {
+    const { type, body, ...fields } = frame as Frame & { body?: Uint8Array };
+    this.#sendJson(type, JSON.stringify(fields), body, type !== 'result.put' || (frame as FrameOf<'result.put'>).noReply !== true);
+  }
+
+  /**
+   * Writes one frame from its JSON header (without `type` and `body`) and body, and sends what
+   * the writer holds once it is a chunk. `actedOnArrival`: the broker acts on the frame when it
+   * reads it (all but task states sent with `noReply`).
+   */
+  #sendJson(type: FrameType, json: string, body: Uint8Array | undefined, actedOnArrival: boolean): void {
     if (this.#transport === undefined) {
       throw this.#state === 'closed' ? this.#closedErrorOrDefault() : new BrokerError('E_CONNECTION_CLOSED', 'not connected to the broker');
     }
     // Never let one WebSocket message outgrow the broker's limit: an upper bound of this frame's size.
-    const bound = ('body' in frame ? frame.body.length : 0) + this.#maxHeaderBytes + FRAME_OVERHEAD_BYTES;
+    const bound = (body?.length ?? 0) + this.#maxHeaderBytes + FRAME_OVERHEAD_BYTES;
     if (this.#writer.count > 0 && this.#writer.length + bound > this.#maxFrameBytes) this.#flush();
-    this.#writer.push(frame);
-    if (frame.type !== 'result.put' || frame.noReply !== true) this.#framesActedOnArrival++;
+    this.#writer.pushJson(type, json, body);
+    if (actedOnArrival) this.#framesActedOnArrival++;
     if (this.#writer.length >= SEND_CHUNK_BYTES) this.#flush();
     else this.#scheduleFlush();
   }
@@ -1117,7 +1129,7 @@ class ClientConnection implements Connection {
     // A new seq on every send: seqs must increase on each connection [PROTO §5.4].
     entry.frame.seq = this.#nextSeq++;
     this.#bySeq.set(entry.frame.seq, entry);
-    this.#send(entry.frame);
+    this.#sendJson('publish', publishHeader(entry.frame), entry.frame.body, true);
   }
 
   /** Keeps one timer, due when the oldest publish's deadline passes. */

@@ -1,0 +1,45 @@
+/**
+ * A publish frame's JSON header, written by hand.
+ *
+ * `JSON.stringify` over a copy of the frame without `type` and `body` was the largest single cost
+ * of a publishing process (15% of its busy time in a cpuprofile of w1's client: 1000 in flight,
+ * 256-byte bodies). A template over the fields takes about a third of that time. The header is
+ * written when the frame is sent, not kept with the pending publish: kept until the confirm, the
+ * pieces of the string outlived the young generation's collections and cost more than they saved
+ * (client CPU per publish 5.28 → 5.78 µs with the header kept; 5.75 → 5.47 written at the send).
+ */
+import type { FrameOf } from '../protocol/index.js';
+
+/**
+ * `value` as a JSON string. Queue names and the SDK's message ids need no escapes, and a loop
+ * over their characters finds that sooner than `JSON.stringify` or a regular expression would.
+ */
+function jsonString(value: string): string {
+  for (let i = 0; i < value.length; i++) {
+    const c = value.charCodeAt(i);
+    // Control characters, `"` and `\` are escaped; so are lone surrogates, and pairs are rare.
+    if (c < 0x20 || c === 0x22 || c === 0x5c || (c >= 0xd800 && c <= 0xdfff)) return JSON.stringify(value);
+  }
+  return `"${value}"`;
+}
+
+/**
+ * The header of `frame` as JSON, without `type` and `body`: what `JSON.stringify` of its other
+ * fields says. Values other than the queue and the message id go through `JSON.stringify`.
+ */
+export function publishHeader(frame: FrameOf<'publish'>): string {
+  let json = `{"seq":${frame.seq},"queue":${jsonString(frame.queue)}`;
+  if (frame.messageId !== undefined) json += `,"messageId":${jsonString(frame.messageId)}`;
+  if (frame.headers !== undefined) json += `,"headers":${JSON.stringify(frame.headers)}`;
+  if (frame.priority !== undefined) json += `,"priority":${JSON.stringify(frame.priority)}`;
+  if (frame.delayMs !== undefined) json += `,"delayMs":${JSON.stringify(frame.delayMs)}`;
+  if (frame.notBefore !== undefined) json += `,"notBefore":${JSON.stringify(frame.notBefore)}`;
+  if (frame.ttlMs !== undefined) json += `,"ttlMs":${JSON.stringify(frame.ttlMs)}`;
+  if (frame.resultTtlMs !== undefined) json += `,"resultTtlMs":${JSON.stringify(frame.resultTtlMs)}`;
+  return `${json}}`;
+}
+
+// A field added to the publish frame must be written above: this stops the build until it is.
+type WrittenField = 'type' | 'seq' | 'queue' | 'body' | 'messageId' | 'headers' | 'priority' | 'delayMs' | 'notBefore' | 'ttlMs' | 'resultTtlMs';
+const everyFieldWritten: Exclude<keyof FrameOf<'publish'>, WrittenField> extends never ? true : never = true;
+void everyFieldWritten;
