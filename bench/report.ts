@@ -262,6 +262,7 @@ export function renderMarkdown(report: Report): string {
       'Bodies are 256 bytes; queues durable and messages persistent everywhere. Broker CPU is utime+stime of the broker process (beam.smp, redis-server, nats-server, berth) over the measured phase, in % of one core. ' +
       'A peer\'s RSS is its whole server process (RabbitMQ classic and quorum share one beam.smp; the machine\'s Redis and NATS may hold other data), so compare its growth more than its level. ' +
       'Measured phases stop at their message count or their time cap, whichever comes first; a capped run says so in its notes. ' +
+      'On a virtual machine, a round during which the hypervisor gave 5% or more of the host\'s CPU time to other machines (steal, from /proc/stat, over the whole cell) says so in its notes: figures from such rounds sink for every system. ' +
       '"Berth/peer per round" divides Berth\'s headline figure by the peer\'s from the same round. Targets are shown, never asserted: the bench does not fail on speed.',
     '',
   ];

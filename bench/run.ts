@@ -153,6 +153,7 @@ function runCell(job: CellJob, onRestart: () => Promise<ToCell>): Promise<CellRe
         metrics: {},
         brokerCpuPct: null,
         clientCpuPct: null,
+        hostStealPct: null,
         notes: [],
         elapsedMs: performance.now() - started,
       });
@@ -314,7 +315,7 @@ async function main(): Promise<void> {
         const job: CellJob = { kind: 'case', caseId: def.id, system: id, mode: opts.mode, endpoints: { ...endpoints }, deadlineMs: def.deadlineMs(scale) };
         let result: CellResult;
         if (id === 'berth' && endpoints.berthUrl === null) {
-          result = { status: 'error', error: 'berth serve is not running', metrics: {}, brokerCpuPct: null, clientCpuPct: null, notes: [], elapsedMs: 0 };
+          result = { status: 'error', error: 'berth serve is not running', metrics: {}, brokerCpuPct: null, clientCpuPct: null, hostStealPct: null, notes: [], elapsedMs: 0 };
         } else {
           result = await runCell(job, restartBerth);
         }
@@ -322,7 +323,7 @@ async function main(): Promise<void> {
         const head = def.metrics[0]!;
         const figure = result.status === 'ok' ? `${fmt(result.metrics[head.key], head.digits)} ${head.unit}` : `${result.status.toUpperCase()}: ${result.error ?? ''}`;
         log(
-          `${def.id} r${round} ${SYSTEM_LABELS[id].padEnd(22)} ${figure}${result.brokerCpuPct === null ? '' : `  (broker CPU ${fmt(result.brokerCpuPct, 0)}%)`}  [${fmt(result.elapsedMs / 1000, 1)} s]`,
+          `${def.id} r${round} ${SYSTEM_LABELS[id].padEnd(22)} ${figure}${result.brokerCpuPct === null ? '' : `  (broker CPU ${fmt(result.brokerCpuPct, 0)}%)`}${result.hostStealPct === null ? '' : `  (host steal ${fmt(result.hostStealPct, 0)}%)`}  [${fmt(result.elapsedMs / 1000, 1)} s]`,
         );
       }
     }

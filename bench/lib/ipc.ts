@@ -16,6 +16,11 @@ export interface CellResult {
   brokerCpuPct: number | null;
   /** CPU of the client process over the whole cell, percent of one core. */
   clientCpuPct: number | null;
+  /**
+   * Share of the host's CPU time the hypervisor gave to other machines during the cell
+   * (/proc/stat's steal), in percent; null where it cannot be read.
+   */
+  hostStealPct: number | null;
   notes: string[];
   elapsedMs: number;
   version?: string;

@@ -35,6 +35,41 @@ export function cpuTicks(pid: number): number | null {
   }
 }
 
+/** CPU time of the whole host, in clock ticks summed over its CPUs: all of it, and the part stolen. */
+export interface HostTicks {
+  total: number;
+  /** Time a virtual CPU was ready to run while the hypervisor ran something else. */
+  steal: number;
+}
+
+/**
+ * Parses the `cpu` line of /proc/stat: user nice system idle iowait irq softirq steal guest
+ * guest_nice. Guest time is already counted in user and nice, so the total is the first eight.
+ */
+export function parseHostTicks(procStat: string): HostTicks | null {
+  const line = procStat.split('\n', 1)[0] ?? '';
+  const fields = line.trim().split(/\s+/);
+  if (fields[0] !== 'cpu' || fields.length < 9) return null;
+  const ticks = fields.slice(1, 9).map(Number);
+  if (!ticks.every(Number.isFinite)) return null;
+  return { total: ticks.reduce((a, b) => a + b, 0), steal: ticks[7]! };
+}
+
+/** The host's CPU ticks now, or null without procfs. */
+export function hostTicks(): HostTicks | null {
+  try {
+    return parseHostTicks(readFileSync('/proc/stat', 'utf8'));
+  } catch {
+    return null;
+  }
+}
+
+/** Percent of the host's CPU time stolen between two readings, or null. */
+export function stealPct(from: HostTicks | null, to: HostTicks | null): number | null {
+  if (from === null || to === null || to.total <= from.total) return null;
+  return ((to.steal - from.steal) / (to.total - from.total)) * 100;
+}
+
 /** Resident set size of a process, in bytes. */
 export function rssBytes(pid: number): number | null {
   try {
