@@ -14,7 +14,7 @@ import { scaleFor } from './scale.js';
 const CONNECT_TIMEOUT_MS = 15_000;
 /**
  * Steal at or above this is noted beside a round's figure. On the bench's 2-vCPU VMs steal read
- * 0–3% in quiet minutes and 5–26% in the minutes when every system's figures sank (vmstat, 12-07).
+ * 0–3% in quiet minutes and 5–39% (per cell) in the minutes when every system's figures sank (12-07).
  */
 const NOTED_STEAL_PCT = 5;
 
