@@ -11,20 +11,7 @@
  * confirm, the pieces of the string outlived the young generation's collections and cost more than
  * they saved (5.28 → 5.78 µs).
  */
-import type { FrameOf } from '../protocol/index.js';
-
-/**
- * `value` as a JSON string. Queue names and the SDK's message ids need no escapes, and a loop
- * over their characters finds that sooner than `JSON.stringify` or a regular expression would.
- */
-function jsonString(value: string): string {
-  for (let i = 0; i < value.length; i++) {
-    const c = value.charCodeAt(i);
-    // Control characters, `"` and `\` are escaped; so are lone surrogates, and pairs are rare.
-    if (c < 0x20 || c === 0x22 || c === 0x5c || (c >= 0xd800 && c <= 0xdfff)) return JSON.stringify(value);
-  }
-  return `"${value}"`;
-}
+import { jsonString, type FrameOf } from '../protocol/index.js';
 
 /**
  * The header of `frame` as JSON, without `type` and `body`: what `JSON.stringify` of its other

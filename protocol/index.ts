@@ -16,6 +16,7 @@ export {
 } from './frames.js';
 export { decodeFrames, encodeFrames, FrameWriter, FRAME_OVERHEAD_BYTES, DEFAULT_DECODE_LIMITS } from './codec.js';
 export { ErrorCodes, BrokerError, isErrorCode } from './errors.js';
+export { jsonString } from './json-text.js';
 export type {
   Frame,
   FrameOf,

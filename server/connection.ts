@@ -12,6 +12,7 @@ import {
   decodeFrames,
   ErrorCodes,
   FrameWriter,
+  jsonString,
   PROTOCOL_VERSION,
   type DecodeError,
   type DecodeLimits,
@@ -243,7 +244,7 @@ export class Connection implements ConnectionContext, SessionSink {
     // The hottest frame: its JSON header is written by hand, the strings of its consumer once.
     // Every number here is an integer the engine made, so String() writes what JSON.stringify would.
     let json = `${this.#deliverPrefix(d.consumerTag, d.queue)}"deliveryTag":${d.deliveryTag},"deliveryCount":${d.deliveryCount},"redelivered":${d.redelivered},"publishedAt":${m.publishedAt},"leaseExpiresAt":${d.leaseExpiresAt}`;
-    if (m.messageId !== null) json += `,"messageId":${JSON.stringify(m.messageId)}`;
+    if (m.messageId !== null) json += `,"messageId":${jsonString(m.messageId)}`;
     if (m.headers !== null) json += `,"headers":${JSON.stringify(m.headers)}`;
     if (m.priority !== 0) json += `,"priority":${m.priority}`;
     this.#writer.pushJson('deliver', `${json}}`, m.body);
