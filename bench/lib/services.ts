@@ -64,13 +64,19 @@ export interface BerthProcess {
   stop(): Promise<void>;
 }
 
-/** Runs `node dist/bin/berth.js serve --port 0 --data <dataDir>` and waits for its "broker listening" line. */
-export function startBerth(dataDir: string, options: { timeoutMs?: number; nodeArgs?: readonly string[] } = {}): Promise<BerthProcess> {
+/**
+ * Runs `node dist/bin/berth.js serve --port 0 --data <dataDir>` and waits for its "broker listening"
+ * line. `wrapper` is a command to run it under (valgrind and its options): it must run node in its
+ * own process, so that `pid` is the broker's.
+ */
+export function startBerth(
+  dataDir: string,
+  options: { timeoutMs?: number; nodeArgs?: readonly string[]; wrapper?: readonly string[] } = {},
+): Promise<BerthProcess> {
   const timeoutMs = options.timeoutMs ?? 60_000;
   const t0 = performance.now();
-  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), BERTH_CLI, 'serve', '--port', '0', '--data', dataDir], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const [command, ...args] = [...(options.wrapper ?? []), process.execPath, ...(options.nodeArgs ?? []), BERTH_CLI, 'serve', '--port', '0', '--data', dataDir];
+  const child = spawn(command!, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   const out = tail();
   createInterface({ input: child.stderr! }).on('line', (line) => out.push(line));
   return new Promise<BerthProcess>((resolve, reject) => {
