@@ -17,7 +17,7 @@
  * bench/results/instructions.md. Needs valgrind (Debian's package).
  */
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -68,7 +68,7 @@ async function consume(conn: Connection, n: number): Promise<void> {
   await sub.cancel();
 }
 
-async function measure(phase: Phase, warmup: number, messages: number): Promise<PhaseCount> {
+async function measure(phase: Phase, warmup: number, messages: number, keepDir: string | undefined): Promise<PhaseCount> {
   const dataDir = makeTempDir('berth-instructions-');
   const dumpDir = makeTempDir('berth-callgrind-');
   const wrapper = ['valgrind', '--tool=callgrind', '--separate-threads=yes', `--callgrind-out-file=${join(dumpDir, 'cg.%p')}`];
@@ -91,6 +91,10 @@ async function measure(phase: Phase, warmup: number, messages: number): Promise<
     await conn.close();
     const files = dumpFiles(readdirSync(dumpDir), broker.pid, 1);
     if (!files.some((f) => f.thread === 1)) throw new Error(`no dump of the main thread in ${dumpDir}: ${readdirSync(dumpDir).join(', ')}`);
+    if (keepDir !== undefined) {
+      mkdirSync(keepDir, { recursive: true });
+      for (const { name, thread } of files) copyFileSync(join(dumpDir, name), join(keepDir, `callgrind.${phase}.thread-${String(thread).padStart(2, '0')}`));
+    }
     let mainThread = 0;
     let allThreads = 0;
     for (const { name, thread } of files) {
@@ -129,11 +133,23 @@ async function main(): Promise<void> {
       messages: { type: 'string', default: '20000' },
       warmup: { type: 'string', default: '20000' },
       out: { type: 'string', default: RESULTS_DIR },
+      keep: { type: 'string' },
       help: { type: 'boolean', default: false },
     },
   });
   if (values.help) {
-    console.log('npm run bench:instructions [-- --messages N] [--warmup N] [--out DIR]\n\nThe broker\'s instructions per message under callgrind (valgrind); see bench/README.md.');
+    console.log(
+      [
+        'npm run bench:instructions [-- --messages N] [--warmup N] [--out DIR] [--keep DIR]',
+        '',
+        "The broker's instructions per message under callgrind (valgrind); see bench/README.md.",
+        '  --messages N  messages in each measured phase (default 20000)',
+        '  --warmup N    messages through the broker before counting starts (default 20000)',
+        '  --out DIR     where instructions.md goes (default bench/results/)',
+        '  --keep DIR    keep the dumps there, one per phase and thread (callgrind.<phase>.thread-01 is the',
+        '                main thread), for callgrind_annotate',
+      ].join('\n'),
+    );
     return;
   }
   const messages = Number(values.messages);
@@ -143,7 +159,7 @@ async function main(): Promise<void> {
   if (version.status !== 0) throw new Error('valgrind is not installed (Debian: apt-get install valgrind)');
   const counts: PhaseCount[] = [];
   for (const phase of ['publish', 'consume'] as const) {
-    const count = await measure(phase, warmup, messages);
+    const count = await measure(phase, warmup, messages, values.keep);
     console.log(`${phase}: ${Math.round(count.mainThread)} instructions a message on the main thread, ${Math.round(count.allThreads)} in all threads`);
     counts.push(count);
   }

