@@ -3,9 +3,9 @@
  * broker's deliver header).
  *
  * Queue names and message ids need no escapes, and a loop over their characters finds that
- * sooner than `JSON.stringify` or a regular expression would: `JSON.stringify` of each delivery's
- * message id was 2,600 of the broker's ~50,000 instructions per message consumed at prefetch 1000
- * (callgrind, steady state, 2026-12-07).
+ * sooner than `JSON.stringify` or a regular expression would: with this in place of
+ * `JSON.stringify` for each delivery's message id, the broker's main thread went from 34.1k to
+ * 32.2k instructions per message consumed at prefetch 1000 (callgrind, steady state, 2026-12-07).
  */
 export function jsonString(value: string): string {
   for (let i = 0; i < value.length; i++) {
