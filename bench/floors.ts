@@ -398,6 +398,12 @@ if (echoAt >= 0) {
   keepPolling();
   process.send!({ polling: true });
   process.on('disconnect', () => process.exit(0));
+} else if (process.argv.includes('--help') || process.argv.includes('-h')) {
+  // Said before anything runs: a run rewrites bench/results/floors.md.
+  console.log(
+    'npm run bench:floors [-- --quick]\n\nWhat no broker can beat on this host (disk sync, loopback round trip, SQLite under a message);\n' +
+      'prints a markdown table and writes bench/results/floors.md. --quick takes a tenth of the samples and a fifth of the stored rows.',
+  );
 } else {
   main().catch((err: unknown) => {
     console.error(err);
