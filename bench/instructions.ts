@@ -24,13 +24,13 @@ import { parseArgs } from 'node:util';
 import { connect, type Connection } from '../clients/index.js';
 import { callgrindTotal, dumpFiles } from './lib/callgrind.js';
 import { makeTempDir, removeDir, startBerth } from './lib/services.js';
-import { publishWindowed } from './lib/util.js';
+import { BODY_BYTES, publishWindowed, signal } from './lib/util.js';
 
 const RESULTS_DIR = fileURLToPath(new URL('../../bench/results/', import.meta.url));
 const QUEUE = 'instructions';
 const IN_FLIGHT = 1000;
 const PREFETCH = 1000;
-const BODY = Buffer.alloc(256, 0x61);
+const BODY = Buffer.alloc(BODY_BYTES, 0x61);
 
 type Phase = 'publish' | 'consume';
 
@@ -54,17 +54,16 @@ function publish(conn: Connection, n: number): Promise<number> {
 
 async function consume(conn: Connection, n: number): Promise<void> {
   let got = 0;
-  let allIn!: () => void;
-  const done = new Promise<void>((resolve) => (allIn = resolve));
+  const allIn = signal();
   const sub = await conn.consume(
     QUEUE,
     async (m) => {
       await m.ack();
-      if (++got === n) allIn();
+      if (++got === n) allIn.resolve();
     },
     { prefetch: PREFETCH },
   );
-  await done;
+  await allIn.promise;
   await sub.cancel();
 }
 
