@@ -6,12 +6,14 @@
  *   u32 frameLength   bytes that follow this field (big-endian)
  *   u8  op            frame type, see `Op`
  *   u32 headerLength  bytes of the JSON header (big-endian)
- *   ... header        UTF-8 JSON object with the frame's fields
+ *   ... header        UTF-8 JSON object with the frame's fields, or for the compact ops of
+ *                     publish and deliver the same fields in binary (compact.ts)
  *   ... body          the rest of the frame: raw bytes (publish, deliver, result.put, result)
  */
 import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler';
 import { ErrorCodes, type ErrorCode } from './errors.js';
-import { BODY_FRAME_TYPES, HeaderSchemas, Op, frameTypeOf, type Frame, type FrameType } from './frames.js';
+import { CompactOp, compactDeliverBound, compactPublishBound, readCompactDeliver, readCompactPublish, writeCompactDeliver, writeCompactPublish } from './compact.js';
+import { BODY_FRAME_TYPES, HeaderSchemas, Op, frameTypeOf, type Frame, type FrameOf, type FrameType } from './frames.js';
 
 /** Bytes of the fixed part of every frame: frameLength + op + headerLength. */
 export const FRAME_OVERHEAD_BYTES = 9;
@@ -93,6 +95,8 @@ export function decodeFrames(
   onError: (error: DecodeError) => void,
 ): void {
   let at = 0;
+  // Made once a compact header needs it: most messages of a JSON session never do.
+  let view: DataView | undefined;
   if (data.length === 0) {
     onError(error('E_FRAME_MALFORMED', 'empty message'));
     return;
@@ -117,7 +121,8 @@ export function decodeFrames(
       onError(error('E_FRAME_MALFORMED', `header length ${headerLength} exceeds frame length ${frameLength}`));
       continue;
     }
-    const type = frameTypeOf(op);
+    const compactType = op === CompactOp.publish ? 'publish' : op === CompactOp.deliver ? 'deliver' : undefined;
+    const type = compactType ?? frameTypeOf(op);
     if (type === undefined) {
       onError(error('E_FRAME_UNKNOWN_TYPE', `op ${op}`));
       continue;
@@ -126,26 +131,39 @@ export function decodeFrames(
       onError(error('E_FRAME_TOO_LARGE', `${type} header is ${headerLength} bytes, limit ${limits.maxHeaderBytes}`, { type }));
       continue;
     }
-    let header: unknown;
-    try {
-      header = headerLength === 0 ? {} : JSON.parse(textDecoder.decode(data.subarray(headerStart, headerEnd)));
-    } catch (cause) {
-      onError(error('E_FRAME_MALFORMED', `${type} header is not valid UTF-8 JSON (${(cause as Error).message})`, { type }));
-      continue;
-    }
-    if (typeof header !== 'object' || header === null || Array.isArray(header)) {
-      onError(error('E_FRAME_INVALID', `${type} header must be a JSON object`, { type }));
-      continue;
-    }
-    const check = checkerFor(type);
-    if (!check.Check(header)) {
-      const first = check.Errors(header).First();
-      const detail = first === undefined ? 'invalid' : `${first.path || '/'} ${first.message}`;
-      onError(error('E_FRAME_INVALID', `${type}: ${detail}`, { type, ...correlation(header) }));
-      continue;
+    let header: Record<string, unknown>;
+    if (compactType !== undefined) {
+      view ??= new DataView(data.buffer, data.byteOffset, data.byteLength);
+      const read = compactType === 'publish' ? readCompactPublish(data, view, headerStart, headerEnd) : readCompactDeliver(data, view, headerStart, headerEnd);
+      if (read.error !== undefined) {
+        const { code, detail, seq } = read.error;
+        onError(error(code, `${type} (compact header): ${detail}`, seq === undefined ? { type } : { type, seq }));
+        continue;
+      }
+      header = read.frame;
+    } else {
+      let parsed: unknown;
+      try {
+        parsed = headerLength === 0 ? {} : JSON.parse(textDecoder.decode(data.subarray(headerStart, headerEnd)));
+      } catch (cause) {
+        onError(error('E_FRAME_MALFORMED', `${type} header is not valid UTF-8 JSON (${(cause as Error).message})`, { type }));
+        continue;
+      }
+      if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+        onError(error('E_FRAME_INVALID', `${type} header must be a JSON object`, { type }));
+        continue;
+      }
+      const check = checkerFor(type);
+      if (!check.Check(parsed)) {
+        const first = check.Errors(parsed).First();
+        const detail = first === undefined ? 'invalid' : `${first.path || '/'} ${first.message}`;
+        onError(error('E_FRAME_INVALID', `${type}: ${detail}`, { type, ...correlation(parsed) }));
+        continue;
+      }
+      header = parsed as Record<string, unknown>;
     }
     const bodyLength = end - headerEnd;
-    const frame = header as Record<string, unknown>;
+    const frame = header;
     frame.type = type;
     if (BODY_FRAME_TYPES.has(type)) {
       if (bodyLength > limits.maxBodyBytes) {
@@ -172,6 +190,8 @@ export function decodeFrames(
  */
 export class FrameWriter {
   #buf: Uint8Array;
+  /** Over `#buf`, made when a compact header is first written to it. */
+  #view: DataView | undefined;
   #length = 0;
 
   // Small at first: idle connections are many (w8), and a busy one grows this once and keeps it.
@@ -207,16 +227,64 @@ export class FrameWriter {
     // UTF-8 needs at most 3 bytes per UTF-16 unit.
     this.#reserve(FRAME_OVERHEAD_BYTES + json.length * 3 + bodyLength);
     const start = this.#length;
+    const { written } = textEncoder.encodeInto(json, this.#buf.subarray(start + FRAME_OVERHEAD_BYTES));
+    this.#finishFrame(start, Op[type], written, body);
+  }
+
+  /**
+   * Writes a publish frame with a compact header [PROTO §2.5]; false (nothing written) when the
+   * frame cannot be written so, and must go as JSON. `headersJson`: its headers as JSON, or null.
+   */
+  pushCompactPublish(frame: FrameOf<'publish'>, headersJson: string | null): boolean {
+    const body = frame.body;
+    this.#reserve(FRAME_OVERHEAD_BYTES + compactPublishBound(frame, headersJson) + body.length);
+    const start = this.#length;
     const headerStart = start + FRAME_OVERHEAD_BYTES;
-    const { written } = textEncoder.encodeInto(json, this.#buf.subarray(headerStart));
-    const headerEnd = headerStart + written;
+    const headerEnd = writeCompactPublish(this.#buf, this.#dataView(), headerStart, frame, headersJson);
+    if (headerEnd < 0) return false;
+    this.#finishFrame(start, CompactOp.publish, headerEnd - headerStart, body);
+    return true;
+  }
+
+  /**
+   * Writes a deliver frame with a compact header [PROTO §2.5]. `names` are the delivery's consumer
+   * tag and queue from `compactDeliverNames`; the other arguments are the frame's fields, with
+   * `priority` 0 and null for absent ones (`headersJson`: the headers as JSON).
+   */
+  pushCompactDeliver(
+    names: Uint8Array,
+    deliveryTag: number,
+    deliveryCount: number,
+    redelivered: boolean,
+    publishedAt: number,
+    leaseExpiresAt: number | undefined,
+    priority: number,
+    messageId: string | null,
+    headersJson: string | null,
+    body: Uint8Array,
+  ): void {
+    this.#reserve(FRAME_OVERHEAD_BYTES + compactDeliverBound(names, messageId, headersJson) + body.length);
+    const start = this.#length;
+    const headerStart = start + FRAME_OVERHEAD_BYTES;
+    const view = this.#dataView();
+    const headerEnd = writeCompactDeliver(this.#buf, view, headerStart, names, deliveryTag, deliveryCount, redelivered, publishedAt, leaseExpiresAt, priority, messageId, headersJson);
+    this.#finishFrame(start, CompactOp.deliver, headerEnd - headerStart, body);
+  }
+
+  /** Writes the body after a header of `headerLength` bytes, then the frame's length, op and header length. */
+  #finishFrame(start: number, op: number, headerLength: number, body: Uint8Array | undefined): void {
+    const headerEnd = start + FRAME_OVERHEAD_BYTES + headerLength;
     if (body !== undefined) this.#buf.set(body, headerEnd);
-    const end = headerEnd + bodyLength;
+    const end = headerEnd + (body?.length ?? 0);
     writeU32(this.#buf, start, end - start - 4);
-    this.#buf[start + 4] = Op[type];
-    writeU32(this.#buf, start + 5, written);
+    this.#buf[start + 4] = op;
+    writeU32(this.#buf, start + 5, headerLength);
     this.#length = end;
     this.count++;
+  }
+
+  #dataView(): DataView {
+    return (this.#view ??= new DataView(this.#buf.buffer, this.#buf.byteOffset, this.#buf.byteLength));
   }
 
   /** Returns the bytes written so far (a copy) and resets the writer. */
@@ -235,6 +303,7 @@ export class FrameWriter {
     const next = new Uint8Array(size);
     next.set(this.#buf.subarray(0, this.#length));
     this.#buf = next;
+    this.#view = undefined;
   }
 }
 

@@ -52,12 +52,23 @@ export function frameTypeOf(op: number): FrameType | undefined {
   return opNames.get(op);
 }
 
-const QueueName = Type.String({ minLength: 1, maxLength: 200, pattern: '^[A-Za-z0-9_.:@/-]+$' });
-const ConsumerTag = Type.String({ minLength: 1, maxLength: 200 });
+/** What a queue name may hold [PROTO §3.2]; names are 1–{@link MAX_NAME_LENGTH} characters. */
+export const QUEUE_NAME_PATTERN = '^[A-Za-z0-9_.:@/-]+$';
+/** Longest queue name and consumer tag, in UTF-16 code units. */
+export const MAX_NAME_LENGTH = 200;
+/** Longest duration a frame may carry (*Ms*, *TtlMs*): 10 years, in ms. */
+export const MAX_MS = 10 * 365 * 24 * 3600 * 1000;
+/** Latest `publish.notBefore`: the last time a JavaScript Date can hold, in ms since the epoch. */
+export const MAX_TIME = 8.64e15;
+
+const QueueName = Type.String({ minLength: 1, maxLength: MAX_NAME_LENGTH, pattern: QUEUE_NAME_PATTERN });
+const ConsumerTag = Type.String({ minLength: 1, maxLength: MAX_NAME_LENGTH });
 const Ref = Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER });
-const Ms = Type.Integer({ minimum: 0, maximum: 10 * 365 * 24 * 3600 * 1000 });
+const Ms = Type.Integer({ minimum: 0, maximum: MAX_MS });
 const HeaderValue = Type.Union([Type.String(), Type.Number(), Type.Boolean(), Type.Null()]);
-const Headers = Type.Record(Type.String({ maxLength: 200 }), HeaderValue);
+/** Message headers [PROTO §3.2]: flat string keys, JSON scalar values. */
+export const HeadersSchema = Type.Record(Type.String({ maxLength: 200 }), HeaderValue);
+const Headers = HeadersSchema;
 const DeliveryTags = Type.Array(Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER }), {
   minItems: 1,
   maxItems: 100_000,
@@ -101,7 +112,7 @@ const TaskId = Type.String({ minLength: 1, maxLength: MAX_TASK_ID_LENGTH });
 const StoredTaskStateSchema = Type.Union(TASK_STATES.filter((s) => s !== 'NOT_FOUND').map((s) => Type.Literal(s)));
 const TaskStateSchema = Type.Union(TASK_STATES.map((s) => Type.Literal(s)));
 /** A time to live of at least 1 ms. */
-const TtlMs = Type.Integer({ minimum: 1, maximum: 10 * 365 * 24 * 3600 * 1000 });
+const TtlMs = Type.Integer({ minimum: 1, maximum: MAX_MS });
 
 /** Queue options as declared over the wire; the broker fills in defaults. */
 export const QueueOptionsSchema = Type.Object(
@@ -144,6 +155,8 @@ export const HeaderSchemas = {
     token: Type.Optional(Type.String({ maxLength: 4096 })),
     heartbeatMs: Type.Optional(Type.Integer({ minimum: 0, maximum: 600_000 })),
     client: Type.Optional(Type.String({ maxLength: 200 })),
+    /** Optional features the client can use [PROTO §4.1], e.g. `compact-frames` (§2.5). */
+    features: Type.Optional(Type.Array(Type.String({ maxLength: 100 }), { maxItems: 64 })),
   }),
   welcome: Type.Object({
     version: Type.Integer(),
@@ -153,6 +166,8 @@ export const HeaderSchemas = {
     maxBodyBytes: Type.Integer({ minimum: 1 }),
     /** Largest JSON header of one frame; optional for brokers that predate it. */
     maxHeaderBytes: Type.Optional(Type.Integer({ minimum: 1 })),
+    /** The features of `hello.features` this session uses; absent from brokers that predate it. */
+    features: Type.Optional(Type.Array(Type.String())),
   }),
   heartbeat: Type.Object({}),
   ok: Type.Object({
@@ -192,7 +207,7 @@ export const HeaderSchemas = {
     /** Deliver no sooner than this many ms from now. */
     delayMs: Type.Optional(Ms),
     /** Deliver no sooner than this time (ms since epoch); the later of this and `delayMs` wins. */
-    notBefore: Type.Optional(Type.Integer({ minimum: 0, maximum: 8.64e15 })),
+    notBefore: Type.Optional(Type.Integer({ minimum: 0, maximum: MAX_TIME })),
     /** Expire this long after becoming ready; overrides the queue's `messageTtlMs`. */
     ttlMs: Type.Optional(Ms),
     /** With a string `task-id` header: store a PENDING result row for it that lives this long. */

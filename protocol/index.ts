@@ -13,7 +13,12 @@ export {
   TASK_ID_HEADER,
   MAX_RESULT_WAIT_MS,
   MAX_TASK_ID_LENGTH,
+  MAX_MS,
+  MAX_NAME_LENGTH,
+  MAX_TIME,
+  QUEUE_NAME_PATTERN,
 } from './frames.js';
+export { COMPACT_FRAMES, CompactOp, compactDeliverNames } from './compact.js';
 export { decodeFrames, encodeFrames, FrameWriter, FRAME_OVERHEAD_BYTES, DEFAULT_DECODE_LIMITS } from './codec.js';
 export { ErrorCodes, BrokerError, isErrorCode } from './errors.js';
 export { jsonString } from './json-text.js';

@@ -9,6 +9,8 @@ import type { WebSocket } from 'ws';
 import {
   BrokerError,
   CLIENT_FRAME_TYPES,
+  COMPACT_FRAMES,
+  compactDeliverNames,
   decodeFrames,
   ErrorCodes,
   FrameWriter,
@@ -68,7 +70,9 @@ export class Connection implements ConnectionContext, SessionSink {
   readonly #limits: DecodeLimits;
   readonly #writer = new FrameWriter();
   #flushQueued = false;
-  readonly #deliverPrefixes = new Map<string, { queue: string; prefix: string }>();
+  readonly #consumerNames = new Map<string, { queue: string; prefix: string; names: Uint8Array | null }>();
+  /** The client offered `compact-frames` in its hello: deliveries go with compact headers [PROTO §2.5]. */
+  #compact = false;
   #closed = false;
   #heartbeatMs: number;
   /** Highest publish seq accepted on this connection: seqs must increase [PROTO §5.4]. */
@@ -163,6 +167,7 @@ export class Connection implements ConnectionContext, SessionSink {
       this.#heartbeatMs = Math.max(Math.min(MIN_HEARTBEAT_MS, this.#heartbeatMs), Math.min(asked, this.#heartbeatMs));
     }
     this.#session = this.engine.openSession(this.id, this);
+    this.#compact = hello.features?.includes(COMPACT_FRAMES) === true;
     this.send({
       type: 'welcome',
       version: PROTOCOL_VERSION,
@@ -171,6 +176,7 @@ export class Connection implements ConnectionContext, SessionSink {
       maxFrameBytes: this.#options.maxFrameBytes,
       maxBodyBytes: this.#options.maxBodyBytes,
       maxHeaderBytes: this.#options.maxHeaderBytes,
+      features: this.#compact ? [COMPACT_FRAMES] : [],
     });
     this.log.info({ client: hello.client }, 'connection ready');
   }
@@ -241,27 +247,38 @@ export class Connection implements ConnectionContext, SessionSink {
   deliver(d: Delivery): void {
     if (this.#closed) return;
     const m = d.message;
-    // The hottest frame: its JSON header is written by hand, the strings of its consumer once.
-    // Every number here is an integer the engine made, so String() writes what JSON.stringify would.
-    let json = `${this.#deliverPrefix(d.consumerTag, d.queue)}"deliveryTag":${d.deliveryTag},"deliveryCount":${d.deliveryCount},"redelivered":${d.redelivered},"publishedAt":${m.publishedAt},"leaseExpiresAt":${d.leaseExpiresAt}`;
-    if (m.messageId !== null) json += `,"messageId":${jsonString(m.messageId)}`;
-    if (m.headers !== null) json += `,"headers":${JSON.stringify(m.headers)}`;
-    if (m.priority !== 0) json += `,"priority":${m.priority}`;
-    this.#writer.pushJson('deliver', `${json}}`, m.body);
+    const consumer = this.#deliverNames(d.consumerTag, d.queue);
+    if (this.#compact && consumer.names !== null) {
+      const headersJson = m.headers === null ? null : JSON.stringify(m.headers);
+      this.#writer.pushCompactDeliver(consumer.names, d.deliveryTag, d.deliveryCount, d.redelivered, m.publishedAt, d.leaseExpiresAt, m.priority, m.messageId, headersJson, m.body);
+    } else {
+      // The hottest JSON frame: its header is written by hand, the strings of its consumer once.
+      // Every number here is an integer the engine made, so String() writes what JSON.stringify would.
+      let json = `${consumer.prefix}"deliveryTag":${d.deliveryTag},"deliveryCount":${d.deliveryCount},"redelivered":${d.redelivered},"publishedAt":${m.publishedAt},"leaseExpiresAt":${d.leaseExpiresAt}`;
+      if (m.messageId !== null) json += `,"messageId":${jsonString(m.messageId)}`;
+      if (m.headers !== null) json += `,"headers":${JSON.stringify(m.headers)}`;
+      if (m.priority !== 0) json += `,"priority":${m.priority}`;
+      this.#writer.pushJson('deliver', `${json}}`, m.body);
+    }
     this.#afterPush();
     // An ack, or the next pull, answers a delivery: poll for it rather than sleep.
     this.#busyPoll.touch();
   }
 
-  /** `{"consumerTag":…,"queue":…,` for a consumer, kept while its tag names the same queue. */
-  #deliverPrefix(consumerTag: string, queue: string): string {
-    const cached = this.#deliverPrefixes.get(consumerTag);
-    if (cached?.queue === queue) return cached.prefix;
+  /**
+   * A consumer's tag and queue as its deliveries write them, made once while its tag names the same
+   * queue: `prefix` starts the JSON header (`{"consumerTag":…,"queue":…,`), `names` are the bytes of
+   * the compact one (null if they do not fit it).
+   */
+  #deliverNames(consumerTag: string, queue: string): { prefix: string; names: Uint8Array | null } {
+    const cached = this.#consumerNames.get(consumerTag);
+    if (cached?.queue === queue) return cached;
     const prefix = `{"consumerTag":${JSON.stringify(consumerTag)},"queue":${JSON.stringify(queue)},`;
+    const entry = { queue, prefix, names: compactDeliverNames(consumerTag, queue) };
     // Tags of cancelled consumers are not forgotten one by one: a connection that made many starts over.
-    if (this.#deliverPrefixes.size >= 1024) this.#deliverPrefixes.clear();
-    this.#deliverPrefixes.set(consumerTag, { queue, prefix });
-    return prefix;
+    if (this.#consumerNames.size >= 1024) this.#consumerNames.clear();
+    this.#consumerNames.set(consumerTag, entry);
+    return entry;
   }
 
   confirm(upTo: number, duplicates: number[]): void {
