@@ -247,9 +247,10 @@ export class FrameWriter {
   }
 
   /**
-   * Writes a deliver frame with a compact header [PROTO §2.5]. `names` are the delivery's consumer
-   * tag and queue from `compactDeliverNames`; the other arguments are the frame's fields, with
-   * `priority` 0 and null for absent ones (`headersJson`: the headers as JSON).
+   * Writes a deliver frame with a compact header [PROTO §2.5]; false (nothing written) when the
+   * message id cannot be written so, and the frame must go as JSON. `names` are the delivery's
+   * consumer tag and queue from `compactDeliverNames`; the other arguments are the frame's fields,
+   * with `priority` 0 and null for absent ones (`headersJson`: the headers as JSON).
    */
   pushCompactDeliver(
     names: Uint8Array,
@@ -262,13 +263,15 @@ export class FrameWriter {
     messageId: string | null,
     headersJson: string | null,
     body: Uint8Array,
-  ): void {
+  ): boolean {
     this.#reserve(FRAME_OVERHEAD_BYTES + compactDeliverBound(names, messageId, headersJson) + body.length);
     const start = this.#length;
     const headerStart = start + FRAME_OVERHEAD_BYTES;
     const view = this.#dataView();
     const headerEnd = writeCompactDeliver(this.#buf, view, headerStart, names, deliveryTag, deliveryCount, redelivered, publishedAt, leaseExpiresAt, priority, messageId, headersJson);
+    if (headerEnd < 0) return false;
     this.#finishFrame(start, CompactOp.deliver, headerEnd - headerStart, body);
+    return true;
   }
 
   /** Writes the body after a header of `headerLength` bytes, then the frame's length, op and header length. */

@@ -285,6 +285,7 @@ function withSeq(error: CompactHeaderError, seq: number): CompactHeaderError {
  * (u16 length, tag, u8 length, queue), to keep per consumer; null when they do not fit.
  */
 export function compactDeliverNames(consumerTag: string, queue: string): Uint8Array | null {
+  if (!consumerTag.isWellFormed() || !queue.isWellFormed()) return null;
   const tag = textEncoder.encode(consumerTag);
   const name = textEncoder.encode(queue);
   if (tag.length > MAX_TEXT_BYTES || name.length > MAX_QUEUE_BYTES) return null;
@@ -303,7 +304,8 @@ export function compactDeliverBound(names: Uint8Array, messageId: string | null,
 
 /**
  * Writes a compact deliver header at `at` of `buf` (`view` over all of it) and returns where it
- * ends; `buf` must hold {@link compactDeliverBound} bytes from `at`. Fields are arguments, not an
+ * ends, or -1 when the message id cannot be written (see `writeShortText`); `buf` must hold
+ * {@link compactDeliverBound} bytes from `at`. Fields are arguments, not an
  * object, because this runs once per delivered message.
  */
 export function writeCompactDeliver(
@@ -339,6 +341,7 @@ export function writeCompactDeliver(
   if (messageId !== null) {
     flags |= D_MESSAGE_ID;
     at = writeShortText(buf, view, at, messageId);
+    if (at < 0) return -1;
   }
   if (headersJson !== null) {
     flags |= D_HEADERS;
@@ -410,8 +413,13 @@ export function writeCompactPublish(buf: Uint8Array, view: DataView, at: number,
   return at;
 }
 
-/** A u16 byte length and the UTF-8 of `text`; -1 if it is longer than the field can say. */
+/**
+ * A u16 byte length and the UTF-8 of `text`; -1 if it is longer than the field can say, or holds a
+ * lone surrogate: UTF-8 cannot carry one (TextEncoder would write U+FFFD), while JSON keeps it as
+ * an escape, so such a string goes in a JSON header, unchanged.
+ */
 function writeShortText(buf: Uint8Array, view: DataView, at: number, text: string): number {
+  if (!text.isWellFormed()) return -1;
   const written = textEncoder.encodeInto(text, buf.subarray(at + 2)).written;
   if (written > MAX_TEXT_BYTES) return -1;
   view.setUint16(at, written);

@@ -248,15 +248,17 @@ export class Connection implements ConnectionContext, SessionSink {
     if (this.#closed) return;
     const m = d.message;
     const consumer = this.#deliverNames(d.consumerTag, d.queue);
-    if (this.#compact && consumer.names !== null) {
-      const headersJson = m.headers === null ? null : JSON.stringify(m.headers);
-      this.#writer.pushCompactDeliver(consumer.names, d.deliveryTag, d.deliveryCount, d.redelivered, m.publishedAt, d.leaseExpiresAt, m.priority, m.messageId, headersJson, m.body);
-    } else {
+    const headersJson = m.headers === null ? null : JSON.stringify(m.headers);
+    if (
+      !this.#compact ||
+      consumer.names === null ||
+      !this.#writer.pushCompactDeliver(consumer.names, d.deliveryTag, d.deliveryCount, d.redelivered, m.publishedAt, d.leaseExpiresAt, m.priority, m.messageId, headersJson, m.body)
+    ) {
       // The hottest JSON frame: its header is written by hand, the strings of its consumer once.
       // Every number here is an integer the engine made, so String() writes what JSON.stringify would.
       let json = `${consumer.prefix}"deliveryTag":${d.deliveryTag},"deliveryCount":${d.deliveryCount},"redelivered":${d.redelivered},"publishedAt":${m.publishedAt},"leaseExpiresAt":${d.leaseExpiresAt}`;
       if (m.messageId !== null) json += `,"messageId":${jsonString(m.messageId)}`;
-      if (m.headers !== null) json += `,"headers":${JSON.stringify(m.headers)}`;
+      if (headersJson !== null) json += `,"headers":${headersJson}`;
       if (m.priority !== 0) json += `,"priority":${m.priority}`;
       this.#writer.pushJson('deliver', `${json}}`, m.body);
     }
