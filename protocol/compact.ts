@@ -4,9 +4,10 @@
  * once `hello` offered the `compact-frames` feature and `welcome` accepted it; the frame's layout
  * around the header (length, op, header length, body) is that of every frame (§2.2).
  *
- * Why: decoding one JSON publish header (UTF-8 decode, `JSON.parse`, the schema check) was about
- * 15k instructions (callgrind, 2026-12-07), half the broker's instructions per published message,
- * and writing a deliver header as JSON a tenth of those per consumed one.
+ * Why: reading a JSON publish header (UTF-8 decode, `JSON.parse`, the schema check) and writing a
+ * JSON deliver header were a large part of the broker's work per message. With compact headers it
+ * runs 14% fewer instructions per published message and 20% fewer per consumed one (callgrind,
+ * steady state, 2 alternating pairs, 2026-12-07).
  *
  * Numbers are IEEE 754 doubles, big-endian, so that every integer JSON could carry (up to 2⁵³−1)
  * fits; strings are UTF-8 after a length in bytes; flags say which optional fields follow. The
