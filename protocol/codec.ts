@@ -12,7 +12,16 @@
  */
 import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler';
 import { ErrorCodes, type ErrorCode } from './errors.js';
-import { CompactOp, compactDeliverBound, compactPublishBound, readCompactDeliver, readCompactPublish, writeCompactDeliver, writeCompactPublish } from './compact.js';
+import {
+  CompactOp,
+  compactDeliverBound,
+  compactPublishBound,
+  readCompactDeliver,
+  readCompactPublish,
+  writeCompactDeliver,
+  writeCompactPublish,
+  type CompactDeliverFields,
+} from './compact.js';
 import { BODY_FRAME_TYPES, HeaderSchemas, Op, frameTypeOf, type Frame, type FrameOf, type FrameType } from './frames.js';
 
 /** Bytes of the fixed part of every frame: frameLength + op + headerLength. */
@@ -247,28 +256,14 @@ export class FrameWriter {
   }
 
   /**
-   * Writes a deliver frame with a compact header [PROTO §2.5]; false (nothing written) when the
-   * message id cannot be written so, and the frame must go as JSON. `names` are the delivery's
-   * consumer tag and queue from `compactDeliverNames`; the other arguments are the frame's fields,
-   * with `priority` 0 and null for absent ones (`headersJson`: the headers as JSON).
+   * Writes a deliver frame with a compact header [PROTO §2.5] and `body`; false (nothing written)
+   * when the message id cannot be written so, and the frame must go as JSON.
    */
-  pushCompactDeliver(
-    names: Uint8Array,
-    deliveryTag: number,
-    deliveryCount: number,
-    redelivered: boolean,
-    publishedAt: number,
-    leaseExpiresAt: number | undefined,
-    priority: number,
-    messageId: string | null,
-    headersJson: string | null,
-    body: Uint8Array,
-  ): boolean {
-    this.#reserve(FRAME_OVERHEAD_BYTES + compactDeliverBound(names, messageId, headersJson) + body.length);
+  pushCompactDeliver(fields: CompactDeliverFields, body: Uint8Array): boolean {
+    this.#reserve(FRAME_OVERHEAD_BYTES + compactDeliverBound(fields) + body.length);
     const start = this.#length;
     const headerStart = start + FRAME_OVERHEAD_BYTES;
-    const view = this.#dataView();
-    const headerEnd = writeCompactDeliver(this.#buf, view, headerStart, names, deliveryTag, deliveryCount, redelivered, publishedAt, leaseExpiresAt, priority, messageId, headersJson);
+    const headerEnd = writeCompactDeliver(this.#buf, this.#dataView(), headerStart, fields);
     if (headerEnd < 0) return false;
     this.#finishFrame(start, CompactOp.deliver, headerEnd - headerStart, body);
     return true;

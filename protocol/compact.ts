@@ -32,6 +32,14 @@ const P_RESULT_TTL_MS = 32;
 const P_HEADERS = 64;
 const P_KNOWN = 127;
 
+/** The publish fields that are optional numbers (f64 each), in their order after the priority. */
+const P_NUMBERS = [
+  { field: 'delayMs', flag: P_DELAY_MS, min: 0, max: MAX_MS },
+  { field: 'notBefore', flag: P_NOT_BEFORE, min: 0, max: MAX_TIME },
+  { field: 'ttlMs', flag: P_TTL_MS, min: 0, max: MAX_MS },
+  { field: 'resultTtlMs', flag: P_RESULT_TTL_MS, min: 1, max: MAX_MS },
+] as const;
+
 /** Flags of a compact deliver header. */
 const D_REDELIVERED = 1;
 const D_LEASE = 2;
@@ -235,10 +243,7 @@ export function readCompactPublish(data: Uint8Array, view: DataView, start: numb
     if (priority > 9) r.fail('E_FRAME_INVALID', `/priority must be an integer from 0 to 9, got ${priority}`);
     frame.priority = priority;
   }
-  if ((flags & P_DELAY_MS) !== 0) frame.delayMs = r.integer('delayMs', 0, MAX_MS);
-  if ((flags & P_NOT_BEFORE) !== 0) frame.notBefore = r.integer('notBefore', 0, MAX_TIME);
-  if ((flags & P_TTL_MS) !== 0) frame.ttlMs = r.integer('ttlMs', 0, MAX_MS);
-  if ((flags & P_RESULT_TTL_MS) !== 0) frame.resultTtlMs = r.integer('resultTtlMs', 1, MAX_MS);
+  for (const { field, flag, min, max } of P_NUMBERS) if ((flags & flag) !== 0) frame[field] = r.integer(field, min, max);
   if ((flags & P_HEADERS) !== 0) frame.headers = r.headers() ?? {};
   r.finish();
   return r.error === undefined ? { frame } : { error: withSeq(r.error, seq) };
@@ -298,55 +303,60 @@ export function compactDeliverNames(consumerTag: string, queue: string): Uint8Ar
   return out;
 }
 
-/** The most bytes {@link writeCompactDeliver} writes for these strings. */
-export function compactDeliverBound(names: Uint8Array, messageId: string | null, headersJson: string | null): number {
-  return 1 + 24 + names.length + 8 + 1 + (messageId === null ? 0 : 2 + messageId.length * 3) + (headersJson === null ? 0 : headersJson.length * 3);
+/**
+ * The fields of one compact deliver header, as its writer takes them: a sender fills one object per
+ * connection for each delivery rather than making one per message.
+ */
+export interface CompactDeliverFields {
+  /** The consumer tag and queue, from {@link compactDeliverNames}. */
+  names: Uint8Array;
+  deliveryTag: number;
+  deliveryCount: number;
+  redelivered: boolean;
+  publishedAt: number;
+  leaseExpiresAt: number | undefined;
+  /** 0 leaves it out. */
+  priority: number;
+  messageId: string | null;
+  /** The message headers as JSON, or null for none. */
+  headersJson: string | null;
+}
+
+/** The most bytes {@link writeCompactDeliver} writes for `d`. */
+export function compactDeliverBound(d: CompactDeliverFields): number {
+  return 1 + 24 + d.names.length + 8 + 1 + (d.messageId === null ? 0 : 2 + d.messageId.length * 3) + (d.headersJson === null ? 0 : d.headersJson.length * 3);
 }
 
 /**
  * Writes a compact deliver header at `at` of `buf` (`view` over all of it) and returns where it
  * ends, or -1 when the message id cannot be written (see `writeShortText`); `buf` must hold
- * {@link compactDeliverBound} bytes from `at`. Fields are arguments, not an
- * object, because this runs once per delivered message.
+ * {@link compactDeliverBound} bytes from `at`.
  */
-export function writeCompactDeliver(
-  buf: Uint8Array,
-  view: DataView,
-  at: number,
-  names: Uint8Array,
-  deliveryTag: number,
-  deliveryCount: number,
-  redelivered: boolean,
-  publishedAt: number,
-  leaseExpiresAt: number | undefined,
-  priority: number,
-  messageId: string | null,
-  headersJson: string | null,
-): number {
+export function writeCompactDeliver(buf: Uint8Array, view: DataView, at: number, d: CompactDeliverFields): number {
   const flagsAt = at;
-  let flags = redelivered ? D_REDELIVERED : 0;
-  view.setFloat64(at + 1, deliveryTag);
-  view.setFloat64(at + 9, deliveryCount);
-  view.setFloat64(at + 17, publishedAt);
-  buf.set(names, at + 25);
-  at += 25 + names.length;
-  if (leaseExpiresAt !== undefined) {
+  let flags = d.redelivered ? D_REDELIVERED : 0;
+  view.setFloat64(at + 1, d.deliveryTag);
+  view.setFloat64(at + 9, d.deliveryCount);
+  view.setFloat64(at + 17, d.publishedAt);
+  buf.set(d.names, at + 25);
+  at += 25 + d.names.length;
+  if (d.leaseExpiresAt !== undefined) {
     flags |= D_LEASE;
-    view.setFloat64(at, leaseExpiresAt);
+    view.setFloat64(at, d.leaseExpiresAt);
     at += 8;
   }
-  if (priority !== 0) {
+  if (d.priority !== 0) {
     flags |= D_PRIORITY;
-    buf[at++] = priority;
+    buf[at++] = d.priority;
   }
-  if (messageId !== null) {
+  if (d.messageId !== null) {
     flags |= D_MESSAGE_ID;
-    at = writeShortText(buf, view, at, messageId);
+    at = writeShortText(buf, view, at, d.messageId);
     if (at < 0) return -1;
   }
-  if (headersJson !== null) {
+  if (d.headersJson !== null) {
     flags |= D_HEADERS;
-    at += textEncoder.encodeInto(headersJson, buf.subarray(at)).written;
+    at += textEncoder.encodeInto(d.headersJson, buf.subarray(at)).written;
   }
   buf[flagsAt] = flags;
   return at;
@@ -382,28 +392,12 @@ export function writeCompactPublish(buf: Uint8Array, view: DataView, at: number,
     flags |= P_PRIORITY;
     buf[at++] = frame.priority;
   }
-  if (frame.delayMs !== undefined) {
-    if (typeof frame.delayMs !== 'number') return -1;
-    flags |= P_DELAY_MS;
-    view.setFloat64(at, frame.delayMs);
-    at += 8;
-  }
-  if (frame.notBefore !== undefined) {
-    if (typeof frame.notBefore !== 'number') return -1;
-    flags |= P_NOT_BEFORE;
-    view.setFloat64(at, frame.notBefore);
-    at += 8;
-  }
-  if (frame.ttlMs !== undefined) {
-    if (typeof frame.ttlMs !== 'number') return -1;
-    flags |= P_TTL_MS;
-    view.setFloat64(at, frame.ttlMs);
-    at += 8;
-  }
-  if (frame.resultTtlMs !== undefined) {
-    if (typeof frame.resultTtlMs !== 'number') return -1;
-    flags |= P_RESULT_TTL_MS;
-    view.setFloat64(at, frame.resultTtlMs);
+  for (const { field, flag } of P_NUMBERS) {
+    const value = frame[field];
+    if (value === undefined) continue;
+    if (typeof value !== 'number') return -1;
+    flags |= flag;
+    view.setFloat64(at, value);
     at += 8;
   }
   if (headersJson !== null) {

@@ -18,7 +18,7 @@ export {
   MAX_TIME,
   QUEUE_NAME_PATTERN,
 } from './frames.js';
-export { COMPACT_FRAMES, CompactOp, compactDeliverNames } from './compact.js';
+export { COMPACT_FRAMES, CompactOp, compactDeliverNames, type CompactDeliverFields } from './compact.js';
 export { decodeFrames, encodeFrames, FrameWriter, FRAME_OVERHEAD_BYTES, DEFAULT_DECODE_LIMITS } from './codec.js';
 export { ErrorCodes, BrokerError, isErrorCode } from './errors.js';
 export { jsonString } from './json-text.js';

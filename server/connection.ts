@@ -16,6 +16,7 @@ import {
   FrameWriter,
   jsonString,
   PROTOCOL_VERSION,
+  type CompactDeliverFields,
   type DecodeError,
   type DecodeLimits,
   type ErrorCode,
@@ -73,6 +74,18 @@ export class Connection implements ConnectionContext, SessionSink {
   readonly #consumerNames = new Map<string, { queue: string; prefix: string; names: Uint8Array | null }>();
   /** The client offered `compact-frames` in its hello: deliveries go with compact headers [PROTO §2.5]. */
   #compact = false;
+  /** Filled for each compact delivery, so that none makes an object of its own. */
+  readonly #deliverFields: CompactDeliverFields = {
+    names: new Uint8Array(0),
+    deliveryTag: 0,
+    deliveryCount: 0,
+    redelivered: false,
+    publishedAt: 0,
+    leaseExpiresAt: undefined,
+    priority: 0,
+    messageId: null,
+    headersJson: null,
+  };
   #closed = false;
   #heartbeatMs: number;
   /** Highest publish seq accepted on this connection: seqs must increase [PROTO §5.4]. */
@@ -249,11 +262,7 @@ export class Connection implements ConnectionContext, SessionSink {
     const m = d.message;
     const consumer = this.#deliverNames(d.consumerTag, d.queue);
     const headersJson = m.headers === null ? null : JSON.stringify(m.headers);
-    if (
-      !this.#compact ||
-      consumer.names === null ||
-      !this.#writer.pushCompactDeliver(consumer.names, d.deliveryTag, d.deliveryCount, d.redelivered, m.publishedAt, d.leaseExpiresAt, m.priority, m.messageId, headersJson, m.body)
-    ) {
+    if (!this.#compact || consumer.names === null || !this.#pushCompactDeliver(d, consumer.names, headersJson)) {
       // The hottest JSON frame: its header is written by hand, the strings of its consumer once.
       // Every number here is an integer the engine made, so String() writes what JSON.stringify would.
       let json = `${consumer.prefix}"deliveryTag":${d.deliveryTag},"deliveryCount":${d.deliveryCount},"redelivered":${d.redelivered},"publishedAt":${m.publishedAt},"leaseExpiresAt":${d.leaseExpiresAt}`;
@@ -265,6 +274,24 @@ export class Connection implements ConnectionContext, SessionSink {
     this.#afterPush();
     // An ack, or the next pull, answers a delivery: poll for it rather than sleep.
     this.#busyPoll.touch();
+  }
+
+  #pushCompactDeliver(d: Delivery, names: Uint8Array, headersJson: string | null): boolean {
+    const fields = this.#deliverFields;
+    const m = d.message;
+    fields.names = names;
+    fields.deliveryTag = d.deliveryTag;
+    fields.deliveryCount = d.deliveryCount;
+    fields.redelivered = d.redelivered;
+    fields.publishedAt = m.publishedAt;
+    fields.leaseExpiresAt = d.leaseExpiresAt;
+    fields.priority = m.priority;
+    fields.messageId = m.messageId;
+    fields.headersJson = headersJson;
+    const written = this.#writer.pushCompactDeliver(fields, m.body);
+    // Let the strings go with the delivery.
+    fields.messageId = fields.headersJson = null;
+    return written;
   }
 
   /**

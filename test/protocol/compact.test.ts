@@ -19,6 +19,7 @@ import {
   HeaderSchemas,
   MAX_MS,
   MAX_TIME,
+  type CompactDeliverFields,
   type DecodeError,
   type DecodeLimits,
   type Frame,
@@ -76,11 +77,20 @@ function compactPublish(fields: Partial<Publish> & { seq: number; queue: string 
   return w.take();
 }
 
+/** The fields of a compact deliver: tag `tag`, queue `jobs`, delivery 1, first delivery, unless given. */
+function deliverFields(fields: Partial<CompactDeliverFields> & { consumerTag?: string; queue?: string } = {}): CompactDeliverFields {
+  const { consumerTag = 'tag', queue = 'jobs', ...rest } = fields;
+  return {
+    ...{ names: compactDeliverNames(consumerTag, queue)!, deliveryTag: 1, deliveryCount: 1, redelivered: false, publishedAt: 0 },
+    ...{ leaseExpiresAt: undefined, priority: 0, messageId: null, headersJson: null },
+    ...rest,
+  };
+}
+
 type DeliverArgs = Partial<Record<'deliveryTag' | 'deliveryCount' | 'publishedAt' | 'leaseExpiresAt' | 'priority', number> & Record<'consumerTag' | 'queue' | 'messageId' | 'headersJson', string>>;
 function compactDeliver(a: DeliverArgs = {}): Uint8Array {
   const w = new FrameWriter();
-  const names = compactDeliverNames(a.consumerTag ?? 'tag', a.queue ?? 'jobs')!;
-  w.pushCompactDeliver(names, a.deliveryTag ?? 1, a.deliveryCount ?? 1, false, a.publishedAt ?? 0, a.leaseExpiresAt, a.priority ?? 0, a.messageId ?? null, a.headersJson ?? null, EMPTY);
+  w.pushCompactDeliver(deliverFields(a), EMPTY);
   return w.take();
 }
 
@@ -133,7 +143,9 @@ function writeCompact(w: FrameWriter, frame: Publish | Deliver): Frame {
     return frame;
   }
   const f = frame;
-  w.pushCompactDeliver(compactDeliverNames(f.consumerTag, f.queue)!, f.deliveryTag, f.deliveryCount, f.redelivered, f.publishedAt, f.leaseExpiresAt, f.priority ?? 0, f.messageId ?? null, headersJson, f.body);
+  const { consumerTag, queue, deliveryTag, deliveryCount, redelivered, publishedAt, leaseExpiresAt } = f;
+  const fields = { consumerTag, queue, deliveryTag, deliveryCount, redelivered, publishedAt, leaseExpiresAt, priority: f.priority ?? 0, messageId: f.messageId ?? null, headersJson };
+  w.pushCompactDeliver(deliverFields(fields), f.body);
   const { priority: _zero, ...rest } = f;
   return f.priority === 0 ? rest : f;
 }
@@ -363,7 +375,7 @@ describe('FrameWriter.pushCompactPublish refusals', () => {
   it('leaves a deliver whose message id or consumer tag holds a lone surrogate to JSON, which keeps it', () => {
     const w = new FrameWriter(64);
     assert.equal(compactDeliverNames('c\udc00', 'jobs'), null);
-    assert.equal(w.pushCompactDeliver(compactDeliverNames('c', 'jobs')!, 1, 1, false, 0, undefined, 0, 'm\ud800', null, EMPTY), false);
+    assert.equal(w.pushCompactDeliver(deliverFields({ consumerTag: 'c', messageId: 'm\ud800' }), EMPTY), false);
     assert.deepEqual([w.length, w.count], [0, 0]);
     w.push({ type: 'deliver', consumerTag: 'c\udc00', deliveryTag: 1, queue: 'jobs', messageId: 'm\ud800', deliveryCount: 1, redelivered: false, publishedAt: 0, body: EMPTY });
     const [frame] = decode(w.take()).frames as Deliver[];
@@ -396,7 +408,7 @@ describe('size limits on compact frames', () => {
     const fits = compactPublish({ seq: 6, queue: 'jobs', body: new Uint8Array(16) });
     const over = compactPublish({ seq: 7, queue: 'jobs', body: new Uint8Array(17) });
     const w = new FrameWriter();
-    w.pushCompactDeliver(compactDeliverNames('t', 'jobs')!, 1, 1, false, 0, undefined, 0, null, null, new Uint8Array(17));
+    w.pushCompactDeliver(deliverFields({ consumerTag: 't' }), new Uint8Array(17));
     const { frames, errors } = decode(concat(fits, over, w.take(), HEARTBEAT), LIMITS);
     assert.deepEqual(frames.map((f) => f.type === 'publish' ? f.seq : f.type), [6, 'heartbeat']);
     assert.deepEqual(errors.map((e) => [e.code, e.type, e.seq]), [['E_MESSAGE_TOO_LARGE', 'publish', 7], ['E_MESSAGE_TOO_LARGE', 'deliver', undefined]]);
