@@ -1156,17 +1156,16 @@ class ClientConnection implements Connection {
     entry.frame.seq = this.#nextSeq++;
     this.#bySeq.set(entry.frame.seq, entry);
     const { frame } = entry;
-    if (!this.#compact) {
-      this.#sendJson('publish', publishHeader(frame), frame.body, true);
-      return;
+    if (this.#compact) {
+      this.#beforeFrame(frame.body.length);
+      if (this.#writer.pushCompactPublish(frame, frame.headers === undefined ? null : JSON.stringify(frame.headers))) {
+        this.#afterFrame(true);
+        return;
+      }
     }
-    this.#beforeFrame(frame.body.length);
-    // A frame the compact layout cannot carry goes as JSON, for the broker to answer by its rules.
-    if (!this.#writer.pushCompactPublish(frame, frame.headers === undefined ? null : JSON.stringify(frame.headers))) {
-      this.#sendJson('publish', publishHeader(frame), frame.body, true);
-      return;
-    }
-    this.#afterFrame(true);
+    // JSON: the session has no compact headers, or the frame is one they cannot carry, which the
+    // broker then answers by its usual rules.
+    this.#sendJson('publish', publishHeader(frame), frame.body, true);
   }
 
   /** Keeps one timer, due when the oldest publish's deadline passes. */

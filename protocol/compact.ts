@@ -102,6 +102,13 @@ class NameCache {
 const queueNames = new NameCache();
 const consumerTags = new NameCache();
 
+/** The pattern's `+` also refuses an empty name. */
+const isQueueName = (text: string): boolean => text.length <= MAX_NAME_LENGTH && queueNamePattern.test(text);
+const isShortText = (text: string): boolean => text.length >= 1 && text.length <= MAX_NAME_LENGTH;
+/** What a refused name must be, said once here rather than built for every frame read. */
+const QUEUE_NAME_RULE = `1–${MAX_NAME_LENGTH} characters matching ${QUEUE_NAME_PATTERN}`;
+const SHORT_TEXT_RULE = `1–${MAX_NAME_LENGTH} characters`;
+
 /**
  * Reads a compact header field by field. The first problem is kept in `error`; the readers return
  * a placeholder after it (the frame is dropped), so a frame's fields are read without a check each.
@@ -167,25 +174,19 @@ class HeaderReader {
 
   /** A queue name after a u8 length. */
   queueName(field: string): string | undefined {
-    const length = this.u8(field);
-    const start = this.at;
-    const known = this.end - start >= length ? queueNames.get(this.data, start, start + length) : undefined;
-    if (known !== undefined) {
-      this.at += length;
-      return known;
-    }
-    const name = this.text(field, length);
-    if (name === undefined) return undefined;
-    if (name.length > MAX_NAME_LENGTH || !queueNamePattern.test(name)) {
-      return this.fail('E_FRAME_INVALID', `/${field} must be 1–${MAX_NAME_LENGTH} characters matching ${QUEUE_NAME_PATTERN}`);
-    }
-    queueNames.set(this.data, start, this.at, name);
-    return name;
+    return this.#checkedText(field, this.u8(field), queueNames, isQueueName, QUEUE_NAME_RULE);
   }
 
   /** A string of 1–200 UTF-16 units after a u16 length (a consumer tag, a message id). */
   shortText(field: string, cache?: NameCache): string | undefined {
-    const length = this.u16(field);
+    return this.#checkedText(field, this.u16(field), cache, isShortText, SHORT_TEXT_RULE);
+  }
+
+  /**
+   * `length` bytes of text that `valid` accepts (else an E_FRAME_INVALID saying it `must be`
+   * `rule`), found in `cache` when it holds them; text that passes goes into `cache`.
+   */
+  #checkedText(field: string, length: number, cache: NameCache | undefined, valid: (text: string) => boolean, rule: string): string | undefined {
     const start = this.at;
     const known = cache !== undefined && this.end - start >= length ? cache.get(this.data, start, start + length) : undefined;
     if (known !== undefined) {
@@ -194,9 +195,7 @@ class HeaderReader {
     }
     const text = this.text(field, length);
     if (text === undefined) return undefined;
-    if (text.length < 1 || text.length > MAX_NAME_LENGTH) {
-      return this.fail('E_FRAME_INVALID', `/${field} must be 1–${MAX_NAME_LENGTH} characters`);
-    }
+    if (!valid(text)) return this.fail('E_FRAME_INVALID', `/${field} must be ${rule}`);
     cache?.set(this.data, start, this.at, text);
     return text;
   }

@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { describe, it, type TestContext } from 'node:test';
 import { WebSocket as WsSocket } from 'ws';
-import { BrokerError, connect, type Message, type WebSocketConstructor } from '../../clients/index.js';
+import { BrokerError, connect, type Connection, type Message, type WebSocketConstructor } from '../../clients/index.js';
 import { COMPACT_FRAMES, CompactOp, FrameWriter, Op, PROTOCOL_VERSION, type FrameOf } from '../../protocol/index.js';
 import { rawPeer, type RawPeer } from '../helpers/raw.js';
 import { startTestServer, waitFor } from '../helpers/server.js';
@@ -162,6 +162,16 @@ describe('SDK', () => {
     } as unknown as WebSocketConstructor;
   }
 
+  /** A broker, an SDK connection to it (default options) recording its ops, and a queue declared. */
+  async function recordedConnection(t: TestContext, queue: string): Promise<{ conn: Connection; ops: { sent: number[]; received: number[] } }> {
+    const { url } = await startTestServer(t);
+    const ops = { sent: [] as number[], received: [] as number[] };
+    const conn = await connect(url, { WebSocket: recording(ops) });
+    t.after(() => conn.close());
+    await conn.assertQueue(queue);
+    return { conn, ops };
+  }
+
   const MESSAGES = [
     { body: 'a', messageId: 'sdk-1', headers: HEADERS, priority: 9 },
     { body: 'b', messageId: 'sdk-2-é😀', headers: { tenant: 'globex' }, priority: 0 },
@@ -195,11 +205,7 @@ describe('SDK', () => {
   });
 
   it('sends a publish the compact layout cannot carry as JSON, which the broker refuses by its rules', async (t) => {
-    const { url } = await startTestServer(t);
-    const ops = { sent: [] as number[], received: [] as number[] };
-    const conn = await connect(url, { WebSocket: recording(ops) });
-    t.after(() => conn.close());
-    await conn.assertQueue('fallback');
+    const { conn, ops } = await recordedConnection(t, 'fallback');
     for (const [queue, priority, op] of [['fallback', 1.5, Op.publish], ['fallback', 300, Op.publish], ['q'.repeat(256), 1, Op.publish], ['fallback', 10, CompactOp.publish]] as const) {
       ops.sent.length = 0;
       await assert.rejects(conn.publish(queue, 'x', { priority }), (err) => err instanceof BrokerError && err.code === 'E_FRAME_INVALID');
@@ -210,11 +216,7 @@ describe('SDK', () => {
   });
 
   it('keeps a lone surrogate in a message id and a consumer tag by sending those frames as JSON', async (t) => {
-    const { url } = await startTestServer(t);
-    const ops = { sent: [] as number[], received: [] as number[] };
-    const conn = await connect(url, { WebSocket: recording(ops) });
-    t.after(() => conn.close());
-    await conn.assertQueue('surrogates');
+    const { conn, ops } = await recordedConnection(t, 'surrogates');
     await conn.publish('surrogates', 'x', { messageId: 'm\ud800' });
     await conn.publish('surrogates', 'y', { messageId: 'plain' });
     const got: Message[] = [];
