@@ -46,7 +46,9 @@ const D_LEASE = 2;
 const D_PRIORITY = 4;
 const D_MESSAGE_ID = 8;
 const D_HEADERS = 16;
-const D_KNOWN = 31;
+/** `backlog`: a value bit like D_REDELIVERED, sent only to a client that offered `backlog-hint`. */
+const D_BACKLOG = 32;
+const D_KNOWN = 63;
 
 /** Most bytes a queue name takes in UTF-8 (it is ASCII): its length field is one byte. */
 const MAX_QUEUE_BYTES = 255;
@@ -267,6 +269,7 @@ export function readCompactDeliver(data: Uint8Array, view: DataView, start: numb
     redelivered: (flags & D_REDELIVERED) !== 0,
     publishedAt,
   };
+  if ((flags & D_BACKLOG) !== 0) frame.backlog = true;
   if ((flags & D_LEASE) !== 0) frame.leaseExpiresAt = r.integer('leaseExpiresAt', 0, Number.MAX_SAFE_INTEGER);
   if ((flags & D_PRIORITY) !== 0) {
     const priority = r.u8('priority');
@@ -312,6 +315,8 @@ export interface CompactDeliverFields {
   deliveryTag: number;
   deliveryCount: number;
   redelivered: boolean;
+  /** Sets the `backlog` bit; only for a client that offered `backlog-hint`. */
+  backlog: boolean;
   publishedAt: number;
   leaseExpiresAt: number | undefined;
   /** 0 leaves it out. */
@@ -333,7 +338,7 @@ export function compactDeliverBound(d: CompactDeliverFields): number {
  */
 export function writeCompactDeliver(buf: Uint8Array, view: DataView, at: number, d: CompactDeliverFields): number {
   const flagsAt = at;
-  let flags = d.redelivered ? D_REDELIVERED : 0;
+  let flags = (d.redelivered ? D_REDELIVERED : 0) | (d.backlog ? D_BACKLOG : 0);
   view.setFloat64(at + 1, d.deliveryTag);
   view.setFloat64(at + 9, d.deliveryCount);
   view.setFloat64(at + 17, d.publishedAt);

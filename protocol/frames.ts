@@ -10,6 +10,12 @@ import { Type, type Static, type TSchema } from '@sinclair/typebox';
 /** The protocol version this code speaks; sent in `hello` and `welcome`. */
 export const PROTOCOL_VERSION = 1;
 
+/**
+ * The feature a client offers in `hello.features` to be told, on a delivery, that the queue holds
+ * more for a consumer whose credit that delivery used up (`deliver.backlog`, [PROTO §5.5]).
+ */
+export const BACKLOG_HINT = 'backlog-hint';
+
 /** Wire op codes, one byte per frame [PROTO §3]. Never reuse a retired number. */
 export const Op = {
   hello: 1,
@@ -155,7 +161,7 @@ export const HeaderSchemas = {
     token: Type.Optional(Type.String({ maxLength: 4096 })),
     heartbeatMs: Type.Optional(Type.Integer({ minimum: 0, maximum: 600_000 })),
     client: Type.Optional(Type.String({ maxLength: 200 })),
-    /** Optional features the client can use [PROTO §4.1], e.g. `compact-frames` (§2.5). */
+    /** Optional features the client can use [PROTO §4.1]: `compact-frames` (§2.5), `backlog-hint` (§5.5). */
     features: Type.Optional(Type.Array(Type.String({ maxLength: 100 }), { maxItems: 64 })),
   }),
   welcome: Type.Object({
@@ -276,6 +282,11 @@ export const HeaderSchemas = {
     publishedAt: Type.Integer({ minimum: 0 }),
     /** When this delivery's lease runs out (ms since epoch): unacked by then, it is redelivered. */
     leaseExpiresAt: Type.Optional(Type.Integer({ minimum: 0 })),
+    /**
+     * Only `true`, only to a client that offered `backlog-hint` [PROTO §5.5]: this delivery used the
+     * consumer's last credit and the queue has more ready, which it sends once the consumer settles.
+     */
+    backlog: Type.Optional(Type.Literal(true)),
   }),
   cancelled: Type.Object({ consumerTag: ConsumerTag, reason: Type.String() }),
   revoked: Type.Object({

@@ -1,6 +1,7 @@
 /** Public surface of the Berth wire protocol: pure, no I/O. */
 export {
   PROTOCOL_VERSION,
+  BACKLOG_HINT,
   Op,
   frameTypeOf,
   HeaderSchemas,

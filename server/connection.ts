@@ -7,6 +7,7 @@ import { timingSafeEqual } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { WebSocket } from 'ws';
 import {
+  BACKLOG_HINT,
   BrokerError,
   CLIENT_FRAME_TYPES,
   COMPACT_FRAMES,
@@ -74,12 +75,15 @@ export class Connection implements ConnectionContext, SessionSink {
   readonly #consumerNames = new Map<string, { queue: string; prefix: string; names: Uint8Array | null }>();
   /** The client offered `compact-frames` in its hello: deliveries go with compact headers [PROTO §2.5]. */
   #compact = false;
+  /** The client offered `backlog-hint`: deliveries say when the queue holds more for a consumer out of credit [PROTO §5.5]. */
+  #backlogHint = false;
   /** Filled for each compact delivery, so that none makes an object of its own. */
   readonly #deliverFields: CompactDeliverFields = {
     names: new Uint8Array(0),
     deliveryTag: 0,
     deliveryCount: 0,
     redelivered: false,
+    backlog: false,
     publishedAt: 0,
     leaseExpiresAt: undefined,
     priority: 0,
@@ -181,6 +185,7 @@ export class Connection implements ConnectionContext, SessionSink {
     }
     this.#session = this.engine.openSession(this.id, this);
     this.#compact = hello.features?.includes(COMPACT_FRAMES) === true;
+    this.#backlogHint = hello.features?.includes(BACKLOG_HINT) === true;
     this.send({
       type: 'welcome',
       version: PROTOCOL_VERSION,
@@ -189,7 +194,7 @@ export class Connection implements ConnectionContext, SessionSink {
       maxFrameBytes: this.#options.maxFrameBytes,
       maxBodyBytes: this.#options.maxBodyBytes,
       maxHeaderBytes: this.#options.maxHeaderBytes,
-      features: this.#compact ? [COMPACT_FRAMES] : [],
+      features: [...(this.#compact ? [COMPACT_FRAMES] : []), ...(this.#backlogHint ? [BACKLOG_HINT] : [])],
     });
     this.log.info({ client: hello.client }, 'connection ready');
   }
@@ -269,6 +274,7 @@ export class Connection implements ConnectionContext, SessionSink {
       if (m.messageId !== null) json += `,"messageId":${jsonString(m.messageId)}`;
       if (headersJson !== null) json += `,"headers":${headersJson}`;
       if (m.priority !== 0) json += `,"priority":${m.priority}`;
+      if (d.backlog && this.#backlogHint) json += ',"backlog":true';
       this.#writer.pushJson('deliver', `${json}}`, m.body);
     }
     this.#afterPush();
@@ -283,6 +289,7 @@ export class Connection implements ConnectionContext, SessionSink {
     fields.deliveryTag = d.deliveryTag;
     fields.deliveryCount = d.deliveryCount;
     fields.redelivered = d.redelivered;
+    fields.backlog = d.backlog && this.#backlogHint;
     fields.publishedAt = m.publishedAt;
     fields.leaseExpiresAt = d.leaseExpiresAt;
     fields.priority = m.priority;

@@ -125,6 +125,8 @@ export interface Delivery {
   readonly deliveryCount: number;
   readonly redelivered: boolean;
   readonly leaseExpiresAt: number;
+  /** This delivery used the consumer's last credit and the queue has more ready: its next settle frees one [PROTO §5.5]. */
+  readonly backlog: boolean;
 }
 
 /** What the engine tells a front end about one session. */
@@ -1377,6 +1379,7 @@ export class Engine {
         deliveryCount,
         redelivered: deliveryCount > 1,
         leaseExpiresAt: d.leaseExpiresAt,
+        backlog: queue.ready > 0 && (consumer.prefetch > 0 ? consumer.inflight >= consumer.prefetch : consumer.credit === 0),
       });
     }
   }

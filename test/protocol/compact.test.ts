@@ -81,7 +81,7 @@ function compactPublish(fields: Partial<Publish> & { seq: number; queue: string 
 function deliverFields(fields: Partial<CompactDeliverFields> & { consumerTag?: string; queue?: string } = {}): CompactDeliverFields {
   const { consumerTag = 'tag', queue = 'jobs', ...rest } = fields;
   return {
-    ...{ names: compactDeliverNames(consumerTag, queue)!, deliveryTag: 1, deliveryCount: 1, redelivered: false, publishedAt: 0 },
+    ...{ names: compactDeliverNames(consumerTag, queue)!, deliveryTag: 1, deliveryCount: 1, redelivered: false, backlog: false, publishedAt: 0 },
     ...{ leaseExpiresAt: undefined, priority: 0, messageId: null, headersJson: null },
     ...rest,
   };
@@ -129,7 +129,7 @@ const deliverFrame: fc.Arbitrary<Deliver> = fc
   .record(
     {
       ...{ consumerTag: text(1, 100), deliveryTag: safeInt(1), queue: queueName, messageId: text(1, 100), headers, priority: fc.integer({ min: 0, max: 9 }) },
-      ...{ deliveryCount: safeInt(1), redelivered: fc.boolean(), publishedAt: safeInt(0), leaseExpiresAt: safeInt(0), body },
+      ...{ deliveryCount: safeInt(1), redelivered: fc.boolean(), publishedAt: safeInt(0), leaseExpiresAt: safeInt(0), backlog: fc.constant(true as const), body },
     },
     { requiredKeys: ['consumerTag', 'deliveryTag', 'queue', 'deliveryCount', 'redelivered', 'publishedAt', 'body'] },
   )
@@ -144,7 +144,7 @@ function writeCompact(w: FrameWriter, frame: Publish | Deliver): Frame {
   }
   const f = frame;
   const { consumerTag, queue, deliveryTag, deliveryCount, redelivered, publishedAt, leaseExpiresAt } = f;
-  const fields = { consumerTag, queue, deliveryTag, deliveryCount, redelivered, publishedAt, leaseExpiresAt, priority: f.priority ?? 0, messageId: f.messageId ?? null, headersJson };
+  const fields = { consumerTag, queue, deliveryTag, deliveryCount, redelivered, backlog: f.backlog === true, publishedAt, leaseExpiresAt, priority: f.priority ?? 0, messageId: f.messageId ?? null, headersJson };
   w.pushCompactDeliver(deliverFields(fields), f.body);
   const { priority: _zero, ...rest } = f;
   return f.priority === 0 ? rest : f;
@@ -277,7 +277,7 @@ describe('bad compact headers', () => {
   }
 
   const deliverCases: Array<{ name: string; message: Uint8Array; code: string }> = [
-    { name: 'an unknown flag bit', message: patched(compactDeliver(), 0, 0x20), code: INVALID },
+    { name: 'an unknown flag bit', message: patched(compactDeliver(), 0, 0x40), code: INVALID },
     { name: 'deliveryTag 0', message: compactDeliver({ deliveryTag: 0 }), code: INVALID },
     { name: 'deliveryCount 0.5', message: compactDeliver({ deliveryCount: 0.5 }), code: INVALID },
     { name: 'a negative publishedAt', message: compactDeliver({ publishedAt: -1 }), code: INVALID },
