@@ -19,8 +19,8 @@
  * Only protocol/ and Web APIs (WebSocket, crypto, timers) are used here, so this runs in browsers too.
  */
 import {
-  BrokerError,
   BACKLOG_HINT,
+  BrokerError,
   COMPACT_FRAMES,
   decodeFrames,
   DEFAULT_DECODE_LIMITS,
@@ -170,13 +170,14 @@ export interface ConnectOptions {
    */
   compactFrames?: boolean;
   /**
-   * After this connection settles deliveries while the broker holds more messages back for a
-   * consumer's credit (it says so on the delivery, [PROTO §5.5]), keep the process's event loop
-   * polling its sockets for this many µs instead of sleeping: the next delivery is one round trip
-   * away, and on a virtual machine waking a sleeping process is the slowest part of that trip. A
-   * consumer at prefetch 1 of a backlog got 44% more messages/s, for no more CPU per message. Only
-   * an announced backlog starts it, so a consumer of an empty queue never polls. Default 200; 0 turns
-   * it off (and stops asking the broker for the hint).
+   * Once this connection has settled every delivery it was given, while the broker holds more
+   * messages back for a consumer's credit (it says so on the delivery, [PROTO §5.5]), keep the
+   * process's event loop polling its sockets for this many µs instead of sleeping: the next delivery
+   * is one round trip away, and on a virtual machine waking a sleeping process is the slowest part
+   * of that trip. A consumer at prefetch 1 of a backlog went from 6.5k to 12k messages/s in this
+   * repository's bench, for no more CPU per message. Only an announced backlog starts it, so a
+   * consumer of an empty queue, or one still working on deliveries, never polls. Default 200; 0
+   * turns it off (and stops asking the broker for the hint).
    */
   busyPollUs?: number;
 }

@@ -184,6 +184,19 @@ describe('compact and JSON forms decode alike', () => {
     );
   });
 
+  it('carries backlog as bit 5 of a deliver (0x20), and a JSON deliver only as backlog: true [PROTO §5.5]', () => {
+    const w = new FrameWriter();
+    w.pushCompactDeliver(deliverFields({ backlog: true }), EMPTY);
+    const message = w.take();
+    assert.equal(parts(message).header[0], 0x20);
+    assert.equal((decode(message).frames[0] as Deliver).backlog, true);
+    assert.equal('backlog' in (decode(compactDeliver()).frames[0] as Deliver), false);
+    const json = { type: 'deliver', consumerTag: 'c', deliveryTag: 1, queue: 'jobs', deliveryCount: 1, redelivered: false, publishedAt: 0, body: EMPTY } as const;
+    assert.equal((decode(encodeFrames([{ ...json, backlog: true }])).frames[0] as Deliver).backlog, true);
+    const refused = decode(encodeFrames([{ ...json, backlog: false as true }]));
+    assert.deepEqual(refused.errors.map((e) => e.code), ['E_FRAME_INVALID']);
+  });
+
   it('encodes the publish of the spec example to its 25 compact bytes [PROTO §2.5]', () => {
     const message = compactPublish({ seq: 1, queue: 'jobs', body: utf8.encode('hi') });
     assert.equal(Buffer.from(message).toString('hex'), '00000015170000000e003ff0000000000000046a6f62736869');
