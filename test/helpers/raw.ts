@@ -1,6 +1,7 @@
 /** A raw WebSocket peer speaking frames by hand, for tests of what the SDK would never send. */
+import type { TestContext } from 'node:test';
 import { WebSocket } from 'ws';
-import { decodeFrames, DEFAULT_DECODE_LIMITS, encodeFrames, PROTOCOL_VERSION, type Frame } from '../../protocol/index.js';
+import { decodeFrames, DEFAULT_DECODE_LIMITS, encodeFrames, PROTOCOL_VERSION, type Frame, type FrameOf } from '../../protocol/index.js';
 
 export interface RawPeer {
   ws: WebSocket;
@@ -61,4 +62,24 @@ export async function rawPeer(url: string, { handshake = true } = {}): Promise<R
     await peer.next('welcome');
   }
   return peer;
+}
+
+/** The op byte of every frame of one WebSocket message, walking the length prefixes. */
+export function opsOf(message: Uint8Array): number[] {
+  const data = Buffer.from(message.buffer, message.byteOffset, message.byteLength);
+  const ops: number[] = [];
+  for (let at = 0; at + 9 <= data.length; at += 4 + data.readUInt32BE(at)) ops.push(data[at + 4]!);
+  return ops;
+}
+
+/** A raw peer that says hello with `features` (none: no `features` field) and records the op of every frame it receives. */
+export async function featurePeer(t: TestContext, url: string, features?: string[]): Promise<{ raw: RawPeer; ops: number[]; welcome: FrameOf<'welcome'> }> {
+  const raw = await rawPeer(url, { handshake: false });
+  t.after(() => raw.ws.terminate());
+  const ops: number[] = [];
+  raw.ws.on('message', (data: Buffer) => ops.push(...opsOf(data)));
+  const hello: FrameOf<'hello'> = { type: 'hello', version: PROTOCOL_VERSION };
+  if (features !== undefined) hello.features = features;
+  raw.send(hello);
+  return { raw, ops, welcome: await raw.next('welcome') };
 }

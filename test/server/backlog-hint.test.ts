@@ -5,29 +5,10 @@
  * credit alike; a peer that did not offer the feature never sees the field.
  */
 import assert from 'node:assert/strict';
-import { describe, it, type TestContext } from 'node:test';
-import { BACKLOG_HINT, COMPACT_FRAMES, CompactOp, Op, PROTOCOL_VERSION, type FrameOf } from '../../protocol/index.js';
-import { rawPeer, type RawPeer } from '../helpers/raw.js';
+import { describe, it } from 'node:test';
+import { BACKLOG_HINT, COMPACT_FRAMES, CompactOp, Op, type FrameOf } from '../../protocol/index.js';
+import { featurePeer as peer, type RawPeer } from '../helpers/raw.js';
 import { startTestServer } from '../helpers/server.js';
-
-/** The op byte of every frame of one WebSocket message, walking the length prefixes. */
-function opsOf(data: Buffer): number[] {
-  const ops: number[] = [];
-  for (let at = 0; at + 9 <= data.length; at += 4 + data.readUInt32BE(at)) ops.push(data[at + 4]!);
-  return ops;
-}
-
-/** A raw peer that said hello with `features` and records the op of every frame it receives. */
-async function peer(t: TestContext, url: string, features?: string[]): Promise<{ raw: RawPeer; ops: number[]; welcome: FrameOf<'welcome'> }> {
-  const raw = await rawPeer(url, { handshake: false });
-  t.after(() => raw.ws.terminate());
-  const ops: number[] = [];
-  raw.ws.on('message', (data: Buffer) => ops.push(...opsOf(data)));
-  const hello: FrameOf<'hello'> = { type: 'hello', version: PROTOCOL_VERSION };
-  if (features !== undefined) hello.features = features;
-  raw.send(hello);
-  return { raw, ops, welcome: await raw.next('welcome') };
-}
 
 /** Publish seqs already used per peer: they must increase on a connection [PROTO §5.4]. */
 const lastSeq = new WeakMap<RawPeer, number>();

@@ -9,31 +9,11 @@ import assert from 'node:assert/strict';
 import { describe, it, type TestContext } from 'node:test';
 import { WebSocket as WsSocket } from 'ws';
 import { BrokerError, connect, type Connection, type Message, type WebSocketConstructor } from '../../clients/index.js';
-import { COMPACT_FRAMES, CompactOp, FrameWriter, Op, PROTOCOL_VERSION, type FrameOf } from '../../protocol/index.js';
-import { rawPeer, type RawPeer } from '../helpers/raw.js';
+import { COMPACT_FRAMES, CompactOp, FrameWriter, Op, type FrameOf } from '../../protocol/index.js';
+import { featurePeer as peer, opsOf, type RawPeer } from '../helpers/raw.js';
 import { startTestServer, waitFor } from '../helpers/server.js';
 
 const utf8 = new TextEncoder();
-
-/** The op byte of every frame of one WebSocket message, walking the length prefixes. */
-function opsOf(message: Uint8Array): number[] {
-  const data = Buffer.from(message.buffer, message.byteOffset, message.byteLength);
-  const ops: number[] = [];
-  for (let at = 0; at + 9 <= data.length; at += 4 + data.readUInt32BE(at)) ops.push(data[at + 4]!);
-  return ops;
-}
-
-/** A raw peer that says hello with `features` (none: no `features` field) and records the op of every frame it receives. */
-async function peer(t: TestContext, url: string, features?: string[]): Promise<{ raw: RawPeer; ops: number[]; welcome: FrameOf<'welcome'> }> {
-  const raw = await rawPeer(url, { handshake: false });
-  t.after(() => raw.ws.terminate());
-  const ops: number[] = [];
-  raw.ws.on('message', (data: Buffer) => ops.push(...opsOf(data)));
-  const hello: FrameOf<'hello'> = { type: 'hello', version: PROTOCOL_VERSION };
-  if (features !== undefined) hello.features = features;
-  raw.send(hello);
-  return { raw, ops, welcome: await raw.next('welcome') };
-}
 
 async function declare(raw: RawPeer, queue: string): Promise<FrameOf<'ok'>> {
   raw.send({ type: 'queue.declare', ref: 1, queue });
