@@ -202,8 +202,8 @@ function storeConsumeFloor(dir: string): number[] {
 }
 
 /** Replies to each message once its bytes are in a SQLite table and the log is fdatasync'd. */
-function durableReplier(dir: string): (data: Buffer) => void {
-  const path = join(dir, 'floors-echo.db');
+function durableReplier(dir: string, kind: string): (data: Buffer) => void {
+  const path = join(dir, `floors-echo-${kind}.db`);
   const db = new Database(path);
   db.pragma('locking_mode = EXCLUSIVE');
   db.pragma('journal_mode = WAL');
@@ -220,9 +220,9 @@ function durableReplier(dir: string): (data: Buffer) => void {
 
 /** Child side: an echo server of the given kind; its port goes to the parent over IPC. */
 function echoServer(kind: string, dir: string | undefined): void {
-  if (kind === 'ws-poll') keepPolling();
-  if (kind === 'ws-durable') {
-    const persist = durableReplier(dir!);
+  if (kind === 'ws-poll' || kind === 'ws-durable-poll') keepPolling();
+  if (kind === 'ws-durable' || kind === 'ws-durable-poll') {
+    const persist = durableReplier(dir!, kind);
     // A confirm-sized reply, as a broker's to a publish.
     const reply = Buffer.alloc(CONFIRM_BYTES, 0x5a);
     const wss = new WebSocketServer({ host: '127.0.0.1', port: 0 });
@@ -254,7 +254,7 @@ function keepPolling(): void {
   poll();
 }
 
-type EchoKind = 'ws' | 'ws-poll' | 'ws-durable' | 'tcp';
+type EchoKind = 'ws' | 'ws-poll' | 'ws-durable' | 'ws-durable-poll' | 'tcp';
 
 async function startEcho(kind: EchoKind, dir?: string): Promise<{ child: ChildProcess; port: number }> {
   const child = fork(fileURLToPath(import.meta.url), ['--echo-server', kind, ...(dir === undefined ? [] : [dir])], { stdio: 'inherit' });
@@ -275,8 +275,9 @@ async function wsFloor(kind: Exclude<EchoKind, 'tcp'> = 'ws', dir?: string): Pro
     await once(ws, 'open');
     let resolve: () => void = () => {};
     ws.on('message', () => resolve());
-    const payload = Buffer.alloc(kind === 'ws-durable' ? PUBLISH_BYTES : RTT_BYTES, 0x5a);
-    const [warmup, count] = kind === 'ws-durable' ? [DISK_WARMUP, DISK_SAMPLES] : [RTT_WARMUP, RTT_SAMPLES];
+    const durable = kind === 'ws-durable' || kind === 'ws-durable-poll';
+    const payload = Buffer.alloc(durable ? PUBLISH_BYTES : RTT_BYTES, 0x5a);
+    const [warmup, count] = durable ? [DISK_WARMUP, DISK_SAMPLES] : [RTT_WARMUP, RTT_SAMPLES];
     const samples = await timeEach(warmup, count, () => new Promise<void>((r) => {
       resolve = r;
       ws.send(payload);
@@ -344,6 +345,10 @@ async function main(): Promise<void> {
         await wsFloor('ws-durable', dir),
       ),
       row('write 4 KiB + fdatasync, while another process polls', await whilePolling(() => syncFloor(dir, 'fdatasync-polled', fdatasyncSync))),
+      row(
+        `The same durable round trip with the echo process polling between messages, as the broker does (the sending process asleep)`,
+        await wsFloor('ws-durable-poll', dir),
+      ),
       row(`SQLite read back + delete of a stored 256 B message in its row, pages of ${CONSUME_PAGE} (µs per message)`, consumeFloor(dir)),
       row(`Berth's store: loadReady + removal of a stored 256 B message, bodies in runs, pages of ${CONSUME_PAGE} (µs per message)`, storeConsumeFloor(dir)),
     ];
@@ -352,8 +357,8 @@ async function main(): Promise<void> {
   }
   const us = (n: number): string => n.toFixed(1);
   const ceiling = (r: Row): string => `${Math.round(1e6 / r.p50).toLocaleString('en-US')} msgs/s`;
-  const [fdatasync, , sqlite, sqliteWal, ws, , wsPolled, wsDurable, fdatasyncPolled, consume, storeConsume] = rows as [
-    Row, Row, Row, Row, Row, Row, Row, Row, Row, Row, Row,
+  const [fdatasync, , sqlite, sqliteWal, ws, , wsPolled, wsDurable, fdatasyncPolled, wsDurablePolled, consume, storeConsume] = rows as [
+    Row, Row, Row, Row, Row, Row, Row, Row, Row, Row, Row, Row,
   ];
   const md = [
     `# Berth physical floors${quick ? ' (quick)' : ''}`,
@@ -371,7 +376,9 @@ async function main(): Promise<void> {
       `processes asleep between messages as they are in w2: ${us(wsDurable.p50)} µs at the median and ${us(wsDurable.mean)} µs on average, ` +
       // A rate is messages over the sum of their times: the mean, tail included, bounds it.
       `so a one-at-a-time rate of ≤ ${Math.round(1e6 / wsDurable.mean).toLocaleString('en-US')} msgs/s. The median is ` +
-      `${us(wsDurable.p50 - sqliteWal.p50 - ws.p50)} µs more than the commit and the round trip measured apart: a process woken after a longer sleep wakes slower.`,
+      `${us(wsDurable.p50 - sqliteWal.p50 - ws.p50)} µs more than the commit and the round trip measured apart: a process woken after a longer sleep wakes slower. ` +
+      `With the echo process polling between messages, as \`--busy-poll-us\` has the broker do, it takes ${us(wsDurablePolled.p50)} µs at the median and ` +
+      `${us(wsDurablePolled.mean)} on average (≤ ${Math.round(1e6 / wsDurablePolled.mean).toLocaleString('en-US')} msgs/s): the publisher still sleeps, and the sync's own wait still idles the echo's CPU.`,
     `- WebSocket round trip: a consumer at prefetch 1 (w3-p1) needs one round trip per message ` +
       `(deliver → ack → next deliver): rate ≤ 1e6 / p50 — ≤ ${ceiling(ws)}.`,
     `- Wake-up: with the echo process polling instead of sleeping the round trip takes ${us(wsPolled.p50)} µs, not ${us(ws.p50)}: ` +
