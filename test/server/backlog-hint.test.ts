@@ -24,10 +24,22 @@ async function fill(raw: RawPeer, queue: string, count: number): Promise<void> {
   for (let confirmed = 0; confirmed < last; ) confirmed = (await raw.next('confirm')).upTo;
 }
 
+/** Starts consumer `consumerTag` on `queue` and waits for its `ok`. */
+async function consume(raw: RawPeer, queue: string, consumerTag: string, prefetch: number): Promise<void> {
+  raw.send({ type: 'consume', ref: 2, queue, consumerTag, prefetch });
+  await raw.next('ok');
+}
+
+/** The next `count` deliveries, in order, settling none. */
+async function take(raw: RawPeer, count: number): Promise<Array<FrameOf<'deliver'>>> {
+  const got: Array<FrameOf<'deliver'>> = [];
+  while (got.length < count) got.push(await raw.next('deliver'));
+  return got;
+}
+
 /** Consumes `queue` with `prefetch` and takes `count` deliveries, acking each before taking the next. */
 async function takeAcking(raw: RawPeer, queue: string, prefetch: number, count: number): Promise<Array<FrameOf<'deliver'>>> {
-  raw.send({ type: 'consume', ref: 2, queue, consumerTag: 'c', prefetch });
-  await raw.next('ok');
+  await consume(raw, queue, 'c', prefetch);
   const got: Array<FrameOf<'deliver'>> = [];
   while (got.length < count) {
     const d = await raw.next('deliver');
@@ -63,15 +75,13 @@ describe('deliver.backlog', () => {
     const { url } = await startTestServer(t);
     const { raw } = await peer(t, url, [BACKLOG_HINT]);
     await fill(raw, 'wide', 3);
-    raw.send({ type: 'consume', ref: 2, queue: 'wide', consumerTag: 'c', prefetch: 5 });
-    await raw.next('ok');
-    const wide = [await raw.next('deliver'), await raw.next('deliver'), await raw.next('deliver')];
+    await consume(raw, 'wide', 'c', 5);
+    const wide = await take(raw, 3);
     assert.deepEqual(wide.map((d) => d.backlog), [undefined, undefined, undefined], 'a window of 5 over 3 messages never runs out');
 
     await fill(raw, 'narrow', 3);
-    raw.send({ type: 'consume', ref: 3, queue: 'narrow', consumerTag: 'n', prefetch: 2 });
-    await raw.next('ok');
-    const first = [await raw.next('deliver'), await raw.next('deliver')];
+    await consume(raw, 'narrow', 'n', 2);
+    const first = await take(raw, 2);
     assert.deepEqual(first.map((d) => d.backlog), [undefined, true], 'the second delivery fills the window of 2 with one message left');
   });
 
@@ -79,8 +89,7 @@ describe('deliver.backlog', () => {
     const { url } = await startTestServer(t);
     const { raw } = await peer(t, url, [BACKLOG_HINT]);
     await fill(raw, 'pulled', 2);
-    raw.send({ type: 'consume', ref: 2, queue: 'pulled', consumerTag: 'p', prefetch: 0 });
-    await raw.next('ok');
+    await consume(raw, 'pulled', 'p', 0);
     raw.send({ type: 'pull', ref: 3, consumerTag: 'p', count: 1 });
     const first = await raw.next('deliver');
     assert.equal(first.backlog, true);
